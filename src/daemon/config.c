@@ -1,0 +1,265 @@
+/* config.c - flags, then environment, then defaults. Every knob is listed in --help. */
+#include <stdio.h>
+
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "quantity.h"
+
+#define WARREN_VERSION "0.1.0"
+
+enum kind { K_BYTES, K_CPUS, K_INT };
+
+/* Environment variables holding numbers or quantities, with their defaults. */
+static const struct knob {
+        const char *env;
+        enum kind kind;
+        const char *def;
+        size_t offset;
+        const char *help;
+} knobs[] = {
+        { "DEFAULT_CPUS", K_CPUS, "2", offsetof(struct config, default_cpu_millis),
+          "CPU limit of a sandbox when the request names none" },
+        { "DEFAULT_MEMORY", K_BYTES, "2Gi", offsetof(struct config, default_memory),
+          "memory limit when the request names none" },
+        { "DEFAULT_DISK", K_BYTES, "10Gi", offsetof(struct config, default_disk),
+          "disk size (upper layer + /workspace) when the request names none" },
+        { "DEFAULT_TIMEOUT", K_INT, "600", offsetof(struct config, default_timeout_s),
+          "sandbox lifetime in seconds when the request names none" },
+        { "WARREN_MIN_TIMEOUT", K_INT, "60", offsetof(struct config, min_timeout_s),
+          "smallest timeout_seconds accepted (tests lower it)" },
+        { "MAX_TIMEOUT", K_INT, "86400", offsetof(struct config, max_timeout_s),
+          "largest timeout_seconds accepted" },
+        { "MAX_SANDBOXES_PER_ORG", K_INT, "5", offsetof(struct config, max_sandboxes_per_org),
+          "sandboxes an organisation may have that are not stopped" },
+        { "MAX_CPUS", K_CPUS, "64", offsetof(struct config, max_cpu_millis),
+          "largest cpus a request may ask for" },
+        { "MAX_MEMORY", K_BYTES, "256Gi", offsetof(struct config, max_memory),
+          "largest memory a request may ask for" },
+        { "MAX_DISK", K_BYTES, "1Ti", offsetof(struct config, max_disk),
+          "largest disk a request may ask for" },
+        { "PIDS_LIMIT", K_INT, "1024", offsetof(struct config, pids_limit),
+          "tasks per sandbox (pids cgroup)" },
+        { "NOFILE_LIMIT", K_INT, "4096", offsetof(struct config, nofile_limit),
+          "open files per process in a sandbox (RLIMIT_NOFILE)" },
+        { "DEFAULT_EXEC_TIMEOUT", K_INT, "300000", offsetof(struct config, default_exec_timeout_ms),
+          "command timeout in ms when the request names none" },
+        { "MAX_EXEC_OUTPUT", K_BYTES, "1Mi", offsetof(struct config, max_exec_output),
+          "stdout and stderr kept per command (each); the rest is dropped, truncated=true" },
+        { "MAX_BODY", K_BYTES, "64Mi", offsetof(struct config, max_body),
+          "largest JSON request body" },
+        { "MAX_READ_BYTES", K_BYTES, "64Mi", offsetof(struct config, max_read_bytes),
+          "largest file returned base64 by GET files (use files/download beyond)" },
+        { "MAX_UPLOAD", K_BYTES, "16Gi", offsetof(struct config, max_upload),
+          "largest streamed upload" },
+        { "RETENTION_SECONDS", K_INT, "86400", offsetof(struct config, retention_s),
+          "how long a stopped sandbox's files are kept before removal" },
+        { "MAX_CONNECTIONS", K_INT, "10000", offsetof(struct config, max_connections),
+          "open client connections" },
+};
+
+void config_usage(FILE *f)
+{
+        fprintf(f,
+                "Usage: warrend [OPTIONS] [COMMAND]\n"
+                "\n"
+                "Warren sandbox server: REST API and WebSockets on one port, state in SQLite.\n"
+                "\n"
+                "Options (each also read from the environment variable in brackets):\n"
+                "  --listen ADDR:PORT   TCP address to serve [WARREN_LISTEN] (127.0.0.1:8080)\n"
+                "  --data-dir DIR       state, templates, sandbox disks [WARREN_DATA_DIR]\n"
+                "                       (/var/lib/warren); also serves DIR/warren.sock\n"
+                "  --run-dir DIR        control sockets [WARREN_RUN_DIR] (DATA_DIR/run)\n"
+                "  --init PATH          warren-init binary [WARREN_INIT] (next to warrend)\n"
+                "  --cgroup MODE        auto, v1 or v2 [WARREN_CGROUP] (auto)\n"
+                "  --port-file FILE     write the bound TCP port to FILE (with port 0)\n"
+                "  -h, --help           this text\n"
+                "  --version            print the version\n"
+                "\n"
+                "Commands:\n"
+                "  (none)               run the server\n"
+                "  org-create NAME      create an organisation and an admin key for it, print\n"
+                "                       {\"org_id\",\"api_key\"} as JSON and exit\n"
+                "\n"
+                "Environment:\n"
+                "  WARREN_ADMIN_KEY     on first start, use this admin key instead of a random\n"
+                "                       one (it is still written to DATA_DIR/admin.key)\n");
+        for (size_t i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++)
+                fprintf(f, "  %-21s%s (%s)\n", knobs[i].env, knobs[i].help, knobs[i].def);
+}
+
+/* Parse one knob's text into its field. */
+static int knob_set(struct config *cfg, const struct knob *k, const char *text)
+{
+        void *field = (char *)cfg + k->offset;
+        uint64_t u;
+        int r;
+
+        switch (k->kind) {
+        case K_BYTES:
+                r = qty_parse_bytes(text, &u);
+                if (r < 0)
+                        return r;
+                *(uint64_t *)field = u;
+                return 0;
+        case K_CPUS:
+                r = qty_parse_cpus(text, &u);
+                if (r < 0)
+                        return r;
+                *(uint64_t *)field = u;
+                return 0;
+        case K_INT: {
+                char *end;
+                errno = 0;
+                long long v = strtoll(text, &end, 10);
+                if (errno || end == text || *end || v < 0)
+                        return -EINVAL;
+                /* int64_t, uint64_t and size_t fields are all 8 bytes here. */
+                *(int64_t *)field = v;
+                return 0;
+        }
+        }
+        return -EINVAL;
+}
+
+/* Copy src into a fixed buffer, failing if it does not fit. */
+static int set_str(char *dst, size_t len, const char *src, const char *what)
+{
+        if (strlen(src) >= len) {
+                fprintf(stderr, "warrend: %s is too long\n", what);
+                return -EINVAL;
+        }
+        strcpy(dst, src);
+        return 0;
+}
+
+int config_load(struct config *cfg, int argc, char **argv, int *ret_argi)
+{
+        static const struct option opts[] = {
+                { "listen", required_argument, NULL, 'l' },
+                { "data-dir", required_argument, NULL, 'd' },
+                { "run-dir", required_argument, NULL, 'r' },
+                { "init", required_argument, NULL, 'i' },
+                { "cgroup", required_argument, NULL, 'c' },
+                { "port-file", required_argument, NULL, 'p' },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'V' },
+                {},
+        };
+        const char *v;
+        int c, r;
+
+        memset(cfg, 0, sizeof(*cfg));
+        for (size_t i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
+                v = getenv(knobs[i].env);
+                r = knob_set(cfg, &knobs[i], knobs[i].def);
+                if (r == 0 && v && *v)
+                        r = knob_set(cfg, &knobs[i], v);
+                if (r < 0) {
+                        fprintf(stderr, "warrend: invalid value for %s: \"%s\"\n", knobs[i].env,
+                                v ? v : knobs[i].def);
+                        return -EINVAL;
+                }
+        }
+        strcpy(cfg->listen, (v = getenv("WARREN_LISTEN")) && *v ? v : "127.0.0.1:8080");
+        if (set_str(cfg->data_dir, sizeof(cfg->data_dir),
+                    (v = getenv("WARREN_DATA_DIR")) && *v ? v : "/var/lib/warren", "data dir") < 0)
+                return -EINVAL;
+        if ((v = getenv("WARREN_RUN_DIR")) && *v &&
+            set_str(cfg->run_dir, sizeof(cfg->run_dir), v, "run dir") < 0)
+                return -EINVAL;
+        if ((v = getenv("WARREN_INIT")) && *v &&
+            set_str(cfg->init_path, sizeof(cfg->init_path), v, "init path") < 0)
+                return -EINVAL;
+        strcpy(cfg->cgroup, (v = getenv("WARREN_CGROUP")) && *v && strlen(v) < 8 ? v : "auto");
+        if ((v = getenv("WARREN_ADMIN_KEY")) && *v &&
+            set_str(cfg->admin_key, sizeof(cfg->admin_key), v, "WARREN_ADMIN_KEY") < 0)
+                return -EINVAL;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+                switch (c) {
+                case 'l':
+                        r = set_str(cfg->listen, sizeof(cfg->listen), optarg, "--listen");
+                        break;
+                case 'd':
+                        r = set_str(cfg->data_dir, sizeof(cfg->data_dir), optarg, "--data-dir");
+                        break;
+                case 'r':
+                        r = set_str(cfg->run_dir, sizeof(cfg->run_dir), optarg, "--run-dir");
+                        break;
+                case 'i':
+                        r = set_str(cfg->init_path, sizeof(cfg->init_path), optarg, "--init");
+                        break;
+                case 'c':
+                        r = set_str(cfg->cgroup, sizeof(cfg->cgroup), optarg, "--cgroup");
+                        break;
+                case 'p':
+                        r = set_str(cfg->port_file, sizeof(cfg->port_file), optarg,
+                                    "--port-file");
+                        break;
+                case 'h':
+                        config_usage(stdout);
+                        return 1;
+                case 'V':
+                        printf("warrend %s\n", WARREN_VERSION);
+                        return 1;
+                default:
+                        config_usage(stderr);
+                        return -EINVAL;
+                }
+                if (r < 0)
+                        return r;
+        }
+        if (strcmp(cfg->cgroup, "auto") && strcmp(cfg->cgroup, "v1") && strcmp(cfg->cgroup, "v2")) {
+                fprintf(stderr, "warrend: --cgroup must be auto, v1 or v2\n");
+                return -EINVAL;
+        }
+
+        /* Paths must be absolute: the runtime hands them to processes with other cwds. */
+        char abs[PATH_MAX];
+        if (!realpath(cfg->data_dir, abs)) {
+                if (cfg->data_dir[0] != '/') {
+                        fprintf(stderr, "warrend: --data-dir must exist or be absolute\n");
+                        return -EINVAL;
+                }
+        } else {
+                strcpy(cfg->data_dir, abs);
+        }
+        if (!cfg->run_dir[0] &&
+            snprintf(cfg->run_dir, sizeof(cfg->run_dir), "%s/run", cfg->data_dir) >=
+                    (int)sizeof(cfg->run_dir))
+                return -EINVAL;
+        if (cfg->run_dir[0] != '/') {
+                fprintf(stderr, "warrend: --run-dir must be absolute\n");
+                return -EINVAL;
+        }
+        if (!cfg->init_path[0]) {
+                /* Default: warren-init in the same directory as this binary. */
+                ssize_t n = readlink("/proc/self/exe", abs, sizeof(abs) - 1);
+                if (n <= 0)
+                        return -EINVAL;
+                abs[n] = '\0';
+                char *slash = strrchr(abs, '/');
+                *slash = '\0';
+                if (strlen(abs) + sizeof("/warren-init") > sizeof(cfg->init_path))
+                        return -ENAMETOOLONG;
+                strcpy(cfg->init_path, abs);
+                strcat(cfg->init_path, "/warren-init");
+        }
+        if (cfg->min_timeout_s < 1 || cfg->min_timeout_s > cfg->max_timeout_s ||
+            cfg->default_timeout_s < cfg->min_timeout_s ||
+            cfg->default_timeout_s > cfg->max_timeout_s) {
+                fprintf(stderr, "warrend: DEFAULT_TIMEOUT must lie within "
+                                "[WARREN_MIN_TIMEOUT, MAX_TIMEOUT]\n");
+                return -EINVAL;
+        }
+        *ret_argi = optind;
+        return 0;
+}

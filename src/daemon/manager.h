@@ -1,0 +1,86 @@
+/* manager.h - the sandbox manager: lifecycle state machine, timers, quotas, adoption.
+ *
+ * The store holds every sandbox's record; the manager holds the live state of the sandboxes
+ * that have (or are getting, or are losing) processes: the agent connection, the expiry
+ * timer, and which lifecycle operation is under way. Runtime calls (which block) run on the
+ * libuv threadpool; their results come back to the loop.
+ */
+#ifndef WARREN_MANAGER_H
+#define WARREN_MANAGER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "agent.h"
+#include "app.h"
+#include "runtime.h"
+
+enum sb_state {
+        SB_CREATING,
+        SB_RUNNING,
+        SB_STOPPING,
+        SB_DELETING,
+};
+
+/* Live state of one sandbox. */
+struct sandbox {
+        struct sandbox *next; /* hash chain */
+        struct manager *mgr;
+        char id[STORE_ID_MAX];
+        char org_id[STORE_ID_MAX];
+        enum sb_state state;
+        pid_t init_pid;
+        uint64_t init_starttime;
+        uint32_t uid_base;
+        int64_t expires_at;
+        json_t *env; /* the sandbox's env (object), applied to every command */
+        struct agent *agent;
+        char *ctl_path;
+        uv_timer_t timer;   /* expiry, or agent reconnect */
+        bool timer_active;
+        int reconnects;     /* consecutive failed agent connections */
+        struct waiter *waiters; /* callbacks waiting for the current operation */
+        struct create_op *create; /* the create request, while CREATING */
+        bool delete_after_stop;   /* a delete arrived while STOPPING */
+};
+
+/* Completion of a lifecycle operation: err 0 or negative errno, msg a cause or NULL. */
+typedef void (*mgr_done_cb)(void *ud, int err, const char *msg);
+
+struct mgr_create_args {
+        const char *org_id;
+        uint64_t cpu_millis, memory_bytes, disk_bytes;
+        int64_t timeout_s;
+        json_t *env; /* borrowed; the manager takes its own reference */
+        const char *template;
+        const char *isolation;
+};
+
+/* Create callback: on success sb_id names the new sandbox and metrics are filled. */
+typedef void (*mgr_create_cb)(void *ud, int err, const char *msg, const char *sb_id,
+                              const struct rt_metrics *metrics);
+
+int mgr_new(struct app *app, struct manager **ret);
+/* Re-adopt sandboxes recorded as running (after a restart); stop the dead and expired ones. */
+int mgr_adopt(struct manager *m);
+/* Close every agent connection and timer; sandboxes keep running. */
+void mgr_shutdown(struct manager *m);
+
+/* Live state of a sandbox, or NULL if it has no processes and no operation under way. */
+struct sandbox *mgr_find(struct manager *m, const char *id);
+
+/* Start creating a sandbox. Errors before any work starts are returned directly (then cb is
+ * never called): -EUSERS quota, -ENOSPC no uid range left. */
+int mgr_create(struct manager *m, const struct mgr_create_args *args, mgr_create_cb cb, void *ud);
+/* Stop a sandbox: every process killed, record kept as "stopped". Fine if already stopped.
+ * -EBUSY while it is being created or deleted. */
+int mgr_stop(struct manager *m, const char *id, mgr_done_cb cb, void *ud);
+/* Stop if needed, then remove processes, cgroups, disk and record. */
+int mgr_delete(struct manager *m, const char *id, mgr_done_cb cb, void *ud);
+
+/* Number of live sandboxes. */
+size_t mgr_live_count(const struct manager *m);
+
+#endif

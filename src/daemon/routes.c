@@ -1,0 +1,902 @@
+/* routes.c - routing, authentication and the sandbox lifecycle and exec handlers. The file
+ * routes are in files.c. */
+#include "routes.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "manager.h"
+#include "quantity.h"
+#include "runtime.h"
+#include "util.h"
+
+#define WARREN_VERSION "0.1.0"
+/* Longest command string / argv element / env value accepted, and the most env entries. */
+#define EXEC_MAX_ARG (256 * 1024)
+#define EXEC_MAX_ENV 1024
+#define EXEC_MAX_TIMEOUT_MS (24LL * 3600 * 1000)
+
+/* ---- small JSON helpers ---- */
+
+json_t *json_time(int64_t epoch_s)
+{
+        char buf[32];
+        util_fmt_time(epoch_s, buf, sizeof(buf));
+        return json_string(buf);
+}
+
+/* The public view of a sandbox record. */
+json_t *sandbox_to_json(const struct store_sandbox *rec)
+{
+        char cpus[32], mem[32], disk[32];
+        qty_format_cpus((uint64_t)rec->cpu_millis, cpus, sizeof(cpus));
+        qty_format_bytes((uint64_t)rec->memory_bytes, mem, sizeof(mem));
+        qty_format_bytes((uint64_t)rec->disk_bytes, disk, sizeof(disk));
+        const char *status = rec->status;
+        /* "stopping" and "deleting" are internal steps; clients see where they lead. */
+        if (strcmp(status, "stopping") == 0 || strcmp(status, "deleting") == 0)
+                status = "stopped";
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:o}",
+                              "sandbox_id", rec->id, "org_id", rec->org_id, "status", status,
+                              "template", rec->template, "isolation", rec->isolation, "network",
+                              "none", "cpus", cpus, "memory", mem, "disk", disk,
+                              "timeout_seconds", (json_int_t)rec->timeout_s, "created_at",
+                              json_time(rec->created_at), "expires_at",
+                              json_time(rec->expires_at));
+        if (o && rec->stopped_at)
+                json_object_set_new(o, "stopped_at", json_time(rec->stopped_at));
+        if (o && rec->error && strcmp(rec->status, "error") == 0)
+                json_object_set_new(o, "error", json_string(rec->error));
+        return o;
+}
+
+/* Get a sandbox record that belongs to the caller's organisation. Another organisation's
+ * sandbox is reported exactly like a missing one. */
+int lookup_sandbox(struct reqctx *c, const char *id, struct store_sandbox *ret)
+{
+        struct store_sandbox rec = {};
+        if (strlen(id) >= STORE_ID_MAX)
+                return -ENOENT;
+        int r = store_sandbox_get(c->app->store, id, &rec);
+        if (r < 0)
+                return r;
+        if (strcmp(rec.org_id, c->org_id) != 0) {
+                store_sandbox_clear(&rec);
+                return -ENOENT;
+        }
+        *ret = rec;
+        return 0;
+}
+
+void reply_not_found(struct reqctx *c)
+{
+        reply_error(c, 404, "not_found", "sandbox not found");
+}
+
+/* ---- create ---- */
+
+/* Read an optional string field; *ret stays as is when missing. -EINVAL if not a string. */
+static int field_str(struct reqctx *c, json_t *body, const char *name, const char **ret)
+{
+        json_t *v = json_object_get(body, name);
+        if (!v || json_is_null(v))
+                return 0;
+        if (!json_is_string(v)) {
+                reply_error(c, 400, "invalid_request", "%s: expected a string", name);
+                return -EINVAL;
+        }
+        *ret = json_string_value(v);
+        return 0;
+}
+
+/* Validate an env object: string values, names without '=' or NUL, bounded. */
+int validate_env(struct reqctx *c, json_t *env, const char *field)
+{
+        const char *k;
+        json_t *v;
+
+        if (!json_is_object(env)) {
+                reply_error(c, 400, "invalid_request", "%s: expected an object of strings", field);
+                return -EINVAL;
+        }
+        if (json_object_size(env) > EXEC_MAX_ENV) {
+                reply_error(c, 400, "invalid_request", "%s: more than %d entries", field,
+                            EXEC_MAX_ENV);
+                return -EINVAL;
+        }
+        json_object_foreach(env, k, v)
+        {
+                if (!*k || strchr(k, '=') || strlen(k) > 1024) {
+                        reply_error(c, 400, "invalid_request", "%s: invalid variable name", field);
+                        return -EINVAL;
+                }
+                if (!json_is_string(v)) {
+                        reply_error(c, 400, "invalid_request", "%s.%s: expected a string", field,
+                                    k);
+                        return -EINVAL;
+                }
+                if (json_string_length(v) > EXEC_MAX_ARG ||
+                    strlen(json_string_value(v)) != json_string_length(v)) {
+                        reply_error(c, 400, "invalid_request",
+                                    "%s.%s: too long or contains NUL", field, k);
+                        return -EINVAL;
+                }
+        }
+        return 0;
+}
+
+/* Parse the JSON body; answers 400 itself and returns NULL on failure. */
+json_t *parse_body(struct reqctx *c, bool required)
+{
+        struct http_req *req = c->req;
+        json_error_t err;
+
+        if (!req->body || req->body_len == 0) {
+                if (required) {
+                        reply_error(c, 400, "invalid_json", "a JSON object body is required");
+                        return NULL;
+                }
+                return json_object();
+        }
+        json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &err);
+        if (!j) {
+                reply_error(c, 400, "invalid_json", "malformed JSON at line %d column %d: %s",
+                            err.line, err.column, err.text);
+                return NULL;
+        }
+        if (!json_is_object(j)) {
+                json_decref(j);
+                reply_error(c, 400, "invalid_json", "the body must be a JSON object");
+                return NULL;
+        }
+        return j;
+}
+
+static void create_cb(void *ud, int err, const char *msg, const char *sb_id,
+                      const struct rt_metrics *metrics)
+{
+        struct reqctx *c = ud;
+        struct store_sandbox rec = {};
+
+        if (err < 0) {
+                const char *code;
+                int status = errno_to_http(err, &code);
+                if (status < 500)
+                        status = 500, code = "internal";
+                reply_error(c, status, code, "sandbox could not be started: %s",
+                            msg ? msg : strerror(-err));
+                return;
+        }
+        if (store_sandbox_get(c->app->store, sb_id, &rec) < 0) {
+                reply_error(c, 500, "internal", "sandbox record vanished");
+                return;
+        }
+        json_t *o = sandbox_to_json(&rec);
+        store_sandbox_clear(&rec);
+        json_object_set_new(o, "startup_metrics",
+                            json_pack("{s:f, s:f, s:f, s:f, s:b}", "total_ms", metrics->total_ms,
+                                      "disk_ms", metrics->disk_ms, "cgroup_ms",
+                                      metrics->cgroup_ms, "spawn_ms", metrics->spawn_ms,
+                                      "pool_hit", 0));
+        reply_json(c, 201, o);
+}
+
+static void handle_create(struct reqctx *c)
+{
+        const struct config *cfg = &c->app->cfg;
+        struct mgr_create_args a = {
+                .org_id = c->org_id,
+                .cpu_millis = cfg->default_cpu_millis,
+                .memory_bytes = cfg->default_memory,
+                .disk_bytes = cfg->default_disk,
+                .timeout_s = cfg->default_timeout_s,
+                .template = "base",
+                .isolation = "container",
+        };
+        const char *cpus = NULL, *memory = NULL, *disk = NULL, *network = NULL;
+        json_t *body = parse_body(c, false);
+        json_t *v;
+        int r;
+
+        if (!body)
+                return;
+        if (field_str(c, body, "cpus", &cpus) < 0 || field_str(c, body, "memory", &memory) < 0 ||
+            field_str(c, body, "disk", &disk) < 0 ||
+            field_str(c, body, "template", &a.template) < 0 ||
+            field_str(c, body, "isolation", &a.isolation) < 0 ||
+            field_str(c, body, "network", &network) < 0)
+                goto out;
+        /* cpus may also be given as a number (2, 0.5). */
+        v = json_object_get(body, "cpus");
+        char numbuf[64];
+        if (v && json_is_number(v)) {
+                snprintf(numbuf, sizeof(numbuf), "%.3f", json_number_value(v));
+                cpus = numbuf;
+        }
+        if (cpus && (qty_parse_cpus(cpus, &a.cpu_millis) < 0 || a.cpu_millis < 10 ||
+                     a.cpu_millis > cfg->max_cpu_millis)) {
+                reply_error(c, 400, "invalid_request",
+                            "cpus: expected a CPU quantity like \"1\", \"2\" or \"500m\" "
+                            "between 10m and %llum",
+                            (unsigned long long)cfg->max_cpu_millis);
+                goto out;
+        }
+        if (memory && (qty_parse_bytes(memory, &a.memory_bytes) < 0 ||
+                       a.memory_bytes < (16ULL << 20) || a.memory_bytes > cfg->max_memory)) {
+                reply_error(c, 400, "invalid_request",
+                            "memory: expected a quantity like \"512Mi\" or \"2Gi\" between 16Mi "
+                            "and the server's MAX_MEMORY");
+                goto out;
+        }
+        if (disk && (qty_parse_bytes(disk, &a.disk_bytes) < 0 || a.disk_bytes < (64ULL << 20) ||
+                     a.disk_bytes > cfg->max_disk)) {
+                reply_error(c, 400, "invalid_request",
+                            "disk: expected a quantity like \"1Gi\" between 64Mi and the "
+                            "server's MAX_DISK");
+                goto out;
+        }
+        v = json_object_get(body, "timeout_seconds");
+        if (v && !json_is_null(v)) {
+                if (!json_is_integer(v) || json_integer_value(v) < cfg->min_timeout_s ||
+                    json_integer_value(v) > cfg->max_timeout_s) {
+                        reply_error(c, 400, "invalid_request",
+                                    "timeout_seconds: expected an integer between %lld and %lld",
+                                    (long long)cfg->min_timeout_s, (long long)cfg->max_timeout_s);
+                        goto out;
+                }
+                a.timeout_s = json_integer_value(v);
+        }
+        v = json_object_get(body, "env");
+        if (v && !json_is_null(v)) {
+                if (validate_env(c, v, "env") < 0)
+                        goto out;
+                a.env = v;
+        }
+        if (strcmp(a.isolation, "container") != 0) {
+                reply_error(c, 400, "invalid_request",
+                            "isolation: \"%.64s\" is not available on this server (available: "
+                            "container)",
+                            a.isolation);
+                goto out;
+        }
+        if (network && strcmp(network, "none") != 0) {
+                reply_error(c, 400, "invalid_request",
+                            "network: \"%.64s\" is not available on this server (available: "
+                            "none)",
+                            network);
+                goto out;
+        }
+        if (strlen(a.template) > 64 || !rt_template_exists(a.template)) {
+                reply_error(c, 400, "invalid_request", "template: no template named \"%.64s\"",
+                            a.template);
+                goto out;
+        }
+        r = mgr_create(c->app->mgr, &a, create_cb, c);
+        if (r == -EUSERS)
+                reply_error(c, 429, "quota_exceeded",
+                            "this organisation already has %lld sandboxes that are not stopped "
+                            "(MAX_SANDBOXES_PER_ORG)",
+                            (long long)cfg->max_sandboxes_per_org);
+        else if (r == -ENOSPC)
+                reply_error(c, 503, "unavailable", "no free uid range for a new sandbox");
+        else if (r < 0)
+                reply_errno(c, r, "create");
+out:
+        json_decref(body);
+}
+
+/* ---- read, list, stop, delete ---- */
+
+static void handle_get(struct reqctx *c, const char *id, bool status_only)
+{
+        struct store_sandbox rec = {};
+        if (lookup_sandbox(c, id, &rec) < 0) {
+                reply_not_found(c);
+                return;
+        }
+        json_t *o;
+        if (status_only) {
+                const char *st = rec.status;
+                if (!strcmp(st, "stopping") || !strcmp(st, "deleting"))
+                        st = "stopped";
+                o = json_pack("{s:s, s:s, s:o}", "sandbox_id", rec.id, "status", st,
+                              "expires_at", json_time(rec.expires_at));
+        } else {
+                o = sandbox_to_json(&rec);
+                uint64_t mem, pids;
+                if (strcmp(rec.status, "running") == 0 && rt_sandbox_usage(id, &mem, &pids) == 0)
+                        json_object_set_new(o, "usage",
+                                            json_pack("{s:I, s:I}", "memory_bytes",
+                                                      (json_int_t)mem, "pids", (json_int_t)pids));
+        }
+        store_sandbox_clear(&rec);
+        reply_json(c, 200, o);
+}
+
+static int list_cb(const struct store_sandbox *sb, void *ud)
+{
+        return json_array_append_new(ud, sandbox_to_json(sb)) == 0 ? 0 : -ENOMEM;
+}
+
+/* Parse an integer query parameter within [lo, hi]; def if missing. */
+static int query_int(struct reqctx *c, const char *name, int64_t def, int64_t lo, int64_t hi,
+                     int64_t *ret)
+{
+        cleanup_free char *v = NULL;
+        int r = http_req_query(c->req, name, &v);
+        if (r == -ENOENT) {
+                *ret = def;
+                return 0;
+        }
+        char *end;
+        long long n = r == 0 ? strtoll(v, &end, 10) : 0;
+        if (r < 0 || !*v || *end || n < lo || n > hi) {
+                reply_error(c, 400, "invalid_request", "%s: expected an integer between %lld and %lld",
+                            name, (long long)lo, (long long)hi);
+                return -EINVAL;
+        }
+        *ret = n;
+        return 0;
+}
+
+static void handle_list(struct reqctx *c)
+{
+        cleanup_free char *status = NULL;
+        int64_t limit, offset, total = 0;
+        int r = http_req_query(c->req, "status", &status);
+
+        if (r < 0 && r != -ENOENT) {
+                reply_error(c, 400, "invalid_request", "status: invalid");
+                return;
+        }
+        if (status && strcmp(status, "running") && strcmp(status, "stopped") &&
+            strcmp(status, "creating") && strcmp(status, "error")) {
+                reply_error(c, 400, "invalid_request",
+                            "status: expected running, stopped, creating or error");
+                return;
+        }
+        if (query_int(c, "limit", 100, 1, 1000, &limit) < 0 ||
+            query_int(c, "offset", 0, 0, INT64_MAX / 2, &offset) < 0)
+                return;
+        json_t *arr = json_array();
+        r = store_sandbox_list(c->app->store, c->org_id, status, limit, offset, list_cb, arr,
+                               &total);
+        if (r < 0) {
+                json_decref(arr);
+                reply_errno(c, r, "list");
+                return;
+        }
+        reply_json(c, 200,
+                   json_pack("{s:o, s:I, s:I, s:I}", "sandboxes", arr, "total", (json_int_t)total,
+                             "limit", (json_int_t)limit, "offset", (json_int_t)offset));
+}
+
+struct done_ctx {
+        struct reqctx *c;
+        char id[STORE_ID_MAX];
+        bool is_delete;
+};
+
+static void lifecycle_done(void *ud, int err, const char *msg)
+{
+        struct done_ctx *d = ud;
+        struct reqctx *c = d->c;
+        if (err < 0)
+                reply_error(c, 500, "internal", "%s failed: %s", d->is_delete ? "delete" : "stop",
+                            msg ? msg : strerror(-err));
+        else if (d->is_delete)
+                reply_json(c, 200, json_pack("{s:s, s:b}", "sandbox_id", d->id, "deleted", 1));
+        else
+                reply_json(c, 200, json_pack("{s:s, s:s}", "sandbox_id", d->id, "status",
+                                             "stopped"));
+        free(d);
+}
+
+static void handle_stop_delete(struct reqctx *c, const char *id, bool is_delete)
+{
+        struct store_sandbox rec = {};
+        int r;
+
+        if (lookup_sandbox(c, id, &rec) < 0) {
+                reply_not_found(c);
+                return;
+        }
+        store_sandbox_clear(&rec);
+        struct done_ctx *d = calloc(1, sizeof(*d));
+        if (!d) {
+                reply_errno(c, -ENOMEM, "stop");
+                return;
+        }
+        d->c = c;
+        d->is_delete = is_delete;
+        snprintf(d->id, sizeof(d->id), "%s", id);
+        r = is_delete ? mgr_delete(c->app->mgr, id, lifecycle_done, d)
+                      : mgr_stop(c->app->mgr, id, lifecycle_done, d);
+        if (r < 0) {
+                free(d);
+                if (r == -EBUSY)
+                        reply_error(c, 409, "conflict",
+                                    "the sandbox is being created or deleted; try again");
+                else if (r == -ENOENT)
+                        reply_not_found(c);
+                else
+                        reply_errno(c, r, is_delete ? "delete" : "stop");
+        }
+}
+
+static void handle_templates(struct reqctx *c)
+{
+        char path[4200];
+        json_t *arr = json_array();
+        snprintf(path, sizeof(path), "%s/templates", c->app->cfg.data_dir);
+        DIR *d = opendir(path);
+        if (d) {
+                struct dirent *de;
+                while ((de = readdir(d))) {
+                        if (de->d_name[0] == '.' || strchr(de->d_name, '.') ||
+                            !rt_template_exists(de->d_name))
+                                continue;
+                        char meta[4500];
+                        json_error_t err;
+                        snprintf(meta, sizeof(meta), "%s/%s/template.json", path, de->d_name);
+                        json_t *m = json_load_file(meta, 0, &err);
+                        json_t *o = json_pack("{s:s}", "name", de->d_name);
+                        if (m && json_is_object(m)) {
+                                json_t *desc = json_object_get(m, "description");
+                                json_t *at = json_object_get(m, "created_at");
+                                if (json_is_string(desc))
+                                        json_object_set(o, "description", desc);
+                                if (json_is_integer(at))
+                                        json_object_set_new(o, "created_at",
+                                                            json_time(json_integer_value(at)));
+                        }
+                        json_decref(m);
+                        json_array_append_new(arr, o);
+                }
+                closedir(d);
+        }
+        reply_json(c, 200, json_pack("{s:o}", "templates", arr));
+}
+
+/* ---- execute ---- */
+
+struct exec_op {
+        struct reqctx *c;
+        struct agent *agent;
+        uint32_t job;
+        bool job_live;
+        uint64_t started_ns;
+        uint64_t cap;
+        bool truncated;
+        uint8_t *out[2];
+        size_t out_len[2];
+        size_t out_cap[2];
+};
+
+static void exec_op_free(void *p)
+{
+        struct exec_op *e = p;
+        if (e->job_live && e->agent)
+                agent_job_forget(e->agent, e->job);
+        free(e->out[0]);
+        free(e->out[1]);
+        free(e);
+}
+
+static void exec_output(void *ud, int stream, const uint8_t *data, size_t len)
+{
+        struct exec_op *e = ud;
+        int i = stream == 2 ? 1 : 0;
+        size_t room = e->cap > e->out_len[i] ? e->cap - e->out_len[i] : 0;
+        if (len > room) {
+                e->truncated = true;
+                len = room;
+        }
+        if (!len)
+                return;
+        if (e->out_len[i] + len > e->out_cap[i]) {
+                size_t ncap = e->out_cap[i] ? e->out_cap[i] : 4096;
+                while (ncap < e->out_len[i] + len)
+                        ncap *= 2;
+                if (ncap > e->cap)
+                        ncap = e->cap;
+                uint8_t *nb = realloc(e->out[i], ncap);
+                if (!nb) {
+                        e->truncated = true;
+                        return;
+                }
+                e->out[i] = nb;
+                e->out_cap[i] = ncap;
+        }
+        memcpy(e->out[i] + e->out_len[i], data, len);
+        e->out_len[i] += len;
+}
+
+static void exec_reply(struct exec_op *e, int exit_code, bool timed_out, const char *extra_err)
+{
+        struct reqctx *c = e->c;
+        size_t n0, n1;
+        e->job_live = false;
+        if (extra_err) {
+                size_t l = strlen(extra_err);
+                exec_output(e, 2, (const uint8_t *)extra_err, l);
+        }
+        char *so = utf8_sanitize(e->out[0] ? e->out[0] : (const uint8_t *)"", e->out_len[0], &n0);
+        char *se = utf8_sanitize(e->out[1] ? e->out[1] : (const uint8_t *)"", e->out_len[1], &n1);
+        if (!so || !se) {
+                free(so);
+                free(se);
+                reply_errno(c, -ENOMEM, "execute");
+                return;
+        }
+        json_t *o = json_pack("{s:i, s:s%, s:s%, s:f, s:b, s:b}", "exit_code", exit_code, "stdout",
+                              so, n0, "stderr", se, n1, "duration_ms",
+                              util_ms_since(e->started_ns), "truncated", e->truncated,
+                              "timed_out", timed_out);
+        free(so);
+        free(se);
+        reply_json(c, 200, o);
+}
+
+static void exec_exit(void *ud, int exit_code, int term_signal, bool timed_out)
+{
+        exec_reply(ud, timed_out ? 124 : exit_code, timed_out, NULL);
+}
+
+static void exec_error(void *ud, int err, const char *msg)
+{
+        struct exec_op *e = ud;
+        char buf[600];
+        e->job_live = false;
+        if (err == ECONNRESET) {
+                reply_error(e->c, 409, "conflict",
+                            "the sandbox stopped while the command was running");
+                return;
+        }
+        /* The command could not start: answer like a shell would. */
+        snprintf(buf, sizeof(buf), "warren: %s\n", msg && *msg ? msg : strerror(err));
+        exec_reply(e, err == ENOENT ? 127 : 126, false, buf);
+}
+
+static const struct agent_job_ops exec_ops = {
+        .output = exec_output,
+        .exit = exec_exit,
+        .error = exec_error,
+};
+
+static void exec_abort(struct http_req *req)
+{
+        struct reqctx *c = req->user;
+        struct exec_op *e = c ? c->op : NULL;
+        /* The client went away: the command dies with its request (documented). */
+        if (e && e->job_live && e->agent) {
+                agent_signal(e->agent, e->job, SIGKILL);
+                agent_job_forget(e->agent, e->job);
+                e->job_live = false;
+                reply_error(c, 499, "client_closed", "client closed the request");
+        }
+}
+
+/* Build argv from "command": a string runs through /bin/sh -c, an array is the argv. */
+static int exec_argv(struct reqctx *c, json_t *cmd, const char ***ret_argv, uint32_t *ret_argc)
+{
+        const char **argv;
+        if (json_is_string(cmd)) {
+                if (json_string_length(cmd) == 0 || json_string_length(cmd) > EXEC_MAX_ARG ||
+                    strlen(json_string_value(cmd)) != json_string_length(cmd)) {
+                        reply_error(c, 400, "invalid_request",
+                                    "command: must be a non-empty string without NUL");
+                        return -EINVAL;
+                }
+                argv = calloc(3, sizeof(*argv));
+                if (!argv)
+                        return -ENOMEM;
+                argv[0] = "/bin/sh";
+                argv[1] = "-c";
+                argv[2] = json_string_value(cmd);
+                *ret_argv = argv;
+                *ret_argc = 3;
+                return 0;
+        }
+        if (!json_is_array(cmd) || json_array_size(cmd) == 0 ||
+            json_array_size(cmd) > PROTO_MAX_ARGS) {
+                reply_error(c, 400, "invalid_request",
+                            "command: expected a string or a non-empty array of strings");
+                return -EINVAL;
+        }
+        size_t n = json_array_size(cmd);
+        argv = calloc(n + 1, sizeof(*argv));
+        if (!argv)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_t *a = json_array_get(cmd, i);
+                if (!json_is_string(a) || json_string_length(a) > EXEC_MAX_ARG ||
+                    strlen(json_string_value(a)) != json_string_length(a) ||
+                    (i == 0 && json_string_length(a) == 0)) {
+                        free(argv);
+                        reply_error(c, 400, "invalid_request",
+                                    "command[%zu]: expected a string without NUL", i);
+                        return -EINVAL;
+                }
+                argv[i] = json_string_value(a);
+        }
+        *ret_argv = argv;
+        *ret_argc = (uint32_t)n;
+        return 0;
+}
+
+/* The environment of a command: defaults, then the sandbox's env, then the request's. */
+static int exec_env(struct sandbox *sb, json_t *req_env, bool root, const char ***ret_env,
+                    uint32_t *ret_envc, char **ret_storage)
+{
+        json_t *all = json_object();
+        char hostname[STORE_ID_MAX + 16];
+        const char *k;
+        json_t *v;
+
+        json_object_set_new(all, "PATH", json_string("/usr/local/sbin:/usr/local/bin:/usr/sbin:"
+                                                      "/usr/bin:/sbin:/bin"));
+        json_object_set_new(all, "HOME", json_string(root ? "/root" : "/home/user"));
+        json_object_set_new(all, "USER", json_string(root ? "root" : "user"));
+        json_object_set_new(all, "LOGNAME", json_string(root ? "root" : "user"));
+        json_object_set_new(all, "SHELL", json_string("/bin/bash"));
+        json_object_set_new(all, "LANG", json_string("C.UTF-8"));
+        json_object_set_new(all, "TERM", json_string("xterm-256color"));
+        snprintf(hostname, sizeof(hostname), "%s", sb->id);
+        json_object_set_new(all, "HOSTNAME", json_string(hostname));
+        if (sb->env)
+                json_object_update(all, sb->env);
+        if (req_env)
+                json_object_update(all, req_env);
+
+        size_t n = json_object_size(all), total = 0;
+        json_object_foreach(all, k, v) total += strlen(k) + json_string_length(v) + 2;
+        char *storage = malloc(total ? total : 1);
+        const char **env = calloc(n + 1, sizeof(*env));
+        if (!storage || !env) {
+                free(storage);
+                free(env);
+                json_decref(all);
+                return -ENOMEM;
+        }
+        size_t off = 0, i = 0;
+        json_object_foreach(all, k, v)
+        {
+                env[i++] = storage + off;
+                off += (size_t)sprintf(storage + off, "%s=%s", k, json_string_value(v)) + 1;
+        }
+        json_decref(all);
+        *ret_env = env;
+        *ret_envc = (uint32_t)n;
+        *ret_storage = storage;
+        return 0;
+}
+
+static void handle_execute(struct reqctx *c, const char *id)
+{
+        struct store_sandbox rec = {};
+        struct proto_spawn sp = {};
+        cleanup_free const char **argv = NULL;
+        cleanup_free const char **env = NULL;
+        cleanup_free char *env_storage = NULL;
+        const char *user = "user";
+        json_t *body = NULL, *v;
+        int r;
+
+        if (lookup_sandbox(c, id, &rec) < 0) {
+                reply_not_found(c);
+                return;
+        }
+        store_sandbox_clear(&rec);
+        struct sandbox *sb = mgr_find(c->app->mgr, id);
+        if (!sb || sb->state != SB_RUNNING) {
+                reply_error(c, 409, "conflict", "the sandbox is not running");
+                return;
+        }
+        if (!agent_ready(sb->agent)) {
+                reply_error(c, 503, "unavailable", "the sandbox's agent is reconnecting; retry");
+                return;
+        }
+        body = parse_body(c, true);
+        if (!body)
+                return;
+
+        sp.cwd = "/workspace";
+        sp.uid = RT_SANDBOX_UID;
+        sp.gid = RT_SANDBOX_UID;
+        sp.nofile = c->app->cfg.nofile_limit;
+        int64_t timeout = c->app->cfg.default_exec_timeout_ms;
+
+        v = json_object_get(body, "command");
+        if (!v) {
+                reply_error(c, 400, "invalid_request", "command: required");
+                goto out;
+        }
+        r = exec_argv(c, v, &argv, &sp.argc);
+        if (r < 0) {
+                if (r != -EINVAL)
+                        reply_errno(c, r, "execute");
+                goto out;
+        }
+        sp.argv = argv;
+        v = json_object_get(body, "working_dir");
+        if (v && !json_is_null(v)) {
+                if (!json_is_string(v) || json_string_value(v)[0] != '/' ||
+                    json_string_length(v) > 4096 ||
+                    strlen(json_string_value(v)) != json_string_length(v)) {
+                        reply_error(c, 400, "invalid_request",
+                                    "working_dir: expected an absolute path");
+                        goto out;
+                }
+                sp.cwd = json_string_value(v);
+        }
+        v = json_object_get(body, "timeout");
+        if (v && !json_is_null(v)) {
+                if (!json_is_number(v) || json_number_value(v) <= 0 ||
+                    json_number_value(v) > (double)EXEC_MAX_TIMEOUT_MS) {
+                        reply_error(c, 400, "invalid_request",
+                                    "timeout: expected milliseconds between 1 and %lld",
+                                    EXEC_MAX_TIMEOUT_MS);
+                        goto out;
+                }
+                timeout = (int64_t)json_number_value(v);
+                if (timeout < 1)
+                        timeout = 1;
+        }
+        sp.timeout_ms = (uint32_t)timeout;
+        if (field_str(c, body, "user", &user) < 0)
+                goto out;
+        if (strcmp(user, "root") == 0) {
+                sp.uid = sp.gid = 0;
+        } else if (strcmp(user, "user") != 0 && strcmp(user, "1001") != 0) {
+                reply_error(c, 400, "invalid_request", "user: expected \"user\" or \"root\"");
+                goto out;
+        }
+        v = json_object_get(body, "env");
+        if (v && json_is_null(v))
+                v = NULL;
+        if (v && validate_env(c, v, "env") < 0)
+                goto out;
+        r = exec_env(sb, v, sp.uid == 0, &env, &sp.envc, &env_storage);
+        if (r < 0) {
+                reply_errno(c, r, "execute");
+                goto out;
+        }
+        sp.env = env;
+
+        struct exec_op *e = calloc(1, sizeof(*e));
+        if (!e) {
+                reply_errno(c, -ENOMEM, "execute");
+                goto out;
+        }
+        e->c = c;
+        e->agent = sb->agent;
+        e->cap = c->app->cfg.max_exec_output;
+        e->started_ns = util_now_ns();
+        c->op = e;
+        c->op_free = exec_op_free;
+        r = agent_spawn(sb->agent, &sp, &exec_ops, e, &e->job);
+        if (r < 0) {
+                reply_errno(c, r == -E2BIG ? -E2BIG : -ENOTCONN, "execute");
+                goto out;
+        }
+        e->job_live = true;
+        c->req->on_abort = exec_abort;
+out:
+        json_decref(body);
+}
+
+/* ---- dispatch ---- */
+
+/* Split "/api/v1/sandbox/ID/rest" into id and rest. Returns false for other paths. */
+static bool match_sandbox_path(const char *path, char *id, size_t idlen, const char **ret_rest)
+{
+        static const char prefix[] = "/api/v1/sandbox/";
+        if (strncmp(path, prefix, sizeof(prefix) - 1) != 0)
+                return false;
+        const char *p = path + sizeof(prefix) - 1;
+        const char *slash = strchr(p, '/');
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        if (n == 0 || n >= idlen)
+                return false;
+        memcpy(id, p, n);
+        id[n] = '\0';
+        *ret_rest = slash ? slash : "";
+        return true;
+}
+
+enum http_body_mode routes_on_headers(struct http_req *req, void *ud)
+{
+        struct app *app = ud;
+        struct reqctx *c = calloc(1, sizeof(*c));
+        struct store_key key;
+        char id[STORE_ID_MAX];
+        const char *rest;
+
+        if (!c) {
+                http_respond_error(req, 503, "unavailable", "out of memory");
+                return HTTP_BODY_ANSWERED;
+        }
+        c->app = app;
+        c->req = req;
+        req->user = c;
+        if (strcmp(req->path, "/health") == 0)
+                return HTTP_BODY_BUFFER;
+        if (auth_request(app->store, http_req_header(req, "authorization"), &key) < 0) {
+                reply_error(c, 401, "unauthorized",
+                            "a valid API key is required (Authorization: ApiKey KEY)");
+                return HTTP_BODY_ANSWERED;
+        }
+        c->authed = true;
+        snprintf(c->org_id, sizeof(c->org_id), "%s", key.org_id);
+        snprintf(c->key_id, sizeof(c->key_id), "%s", key.id);
+        snprintf(c->role, sizeof(c->role), "%s", key.role);
+        if (req->method == HTTP_M_PUT && match_sandbox_path(req->path, id, sizeof(id), &rest) &&
+            strcmp(rest, "/files/upload") == 0)
+                return files_upload_headers(c, id);
+        return HTTP_BODY_BUFFER;
+}
+
+static void method_not_allowed(struct reqctx *c)
+{
+        reply_error(c, 405, "method_not_allowed", "method not allowed on %s", c->req->path);
+}
+
+void routes_on_request(struct http_req *req, void *ud)
+{
+        struct reqctx *c = req->user;
+        const char *path = req->path, *rest;
+        int m = req->method;
+        char id[STORE_ID_MAX];
+
+        if (!c)
+                return; /* answered in on_headers */
+        if (strcmp(path, "/health") == 0) {
+                if (m != HTTP_M_GET && m != HTTP_M_HEAD)
+                        return method_not_allowed(c);
+                reply_json(c, 200, json_pack("{s:s, s:s}", "status", "ok", "version",
+                                             WARREN_VERSION));
+                return;
+        }
+        if (strcmp(path, "/api/v1/sandbox/create") == 0) {
+                if (m != HTTP_M_POST)
+                        return method_not_allowed(c);
+                return handle_create(c);
+        }
+        if (strcmp(path, "/api/v1/sandboxes") == 0) {
+                if (m != HTTP_M_GET)
+                        return method_not_allowed(c);
+                return handle_list(c);
+        }
+        if (strcmp(path, "/api/v1/templates") == 0) {
+                if (m != HTTP_M_GET)
+                        return method_not_allowed(c);
+                return handle_templates(c);
+        }
+        if (match_sandbox_path(path, id, sizeof(id), &rest)) {
+                if (!*rest || strcmp(rest, "/") == 0) {
+                        if (m == HTTP_M_GET)
+                                return handle_get(c, id, false);
+                        if (m == HTTP_M_DELETE)
+                                return handle_stop_delete(c, id, true);
+                        return method_not_allowed(c);
+                }
+                if (strcmp(rest, "/status") == 0)
+                        return m == HTTP_M_GET ? handle_get(c, id, true) : method_not_allowed(c);
+                if (strcmp(rest, "/stop") == 0)
+                        return m == HTTP_M_POST ? handle_stop_delete(c, id, false)
+                                                : method_not_allowed(c);
+                if (strcmp(rest, "/execute") == 0)
+                        return m == HTTP_M_POST ? handle_execute(c, id) : method_not_allowed(c);
+                if (m == HTTP_M_PUT && strcmp(rest, "/files/upload") == 0)
+                        return files_upload_complete(c);
+                if (strncmp(rest, "/files", 6) == 0 && (rest[6] == '\0' || rest[6] == '/'))
+                        return files_route(c, id, rest + 6);
+        }
+        reply_error(c, 404, "not_found", "no route for %s", path);
+}

@@ -1,0 +1,74 @@
+/* schema.c - the store's schema as numbered migrations.
+ *
+ * Each migration runs once, in order, inside the transaction store_open() holds, and its
+ * version is then recorded in schema_version. Never edit a migration that has shipped:
+ * add the next one (new tables such as jobs, secrets or session tokens; new columns with
+ * ALTER TABLE ... ADD COLUMN). Tables are STRICT so a wrong type is an error, not a silent
+ * conversion. Columns that mean "not set" (revoked_at, stopped_at) are NULL rather than 0
+ * so partial indexes can skip them; the C side maps NULL to 0.
+ *
+ * Enumerations (status, role, isolation) carry no CHECK constraint on purpose: SQLite can
+ * only change a CHECK by rebuilding the table, and new values are expected.
+ */
+#include "store_internal.h"
+
+static const char migration_1[] =
+        "CREATE TABLE orgs ("
+        "  id         TEXT PRIMARY KEY NOT NULL CHECK (length(id) > 0),"
+        "  name       TEXT NOT NULL,"
+        "  created_at INTEGER NOT NULL"
+        ") STRICT;"
+
+        "CREATE TABLE api_keys ("
+        "  id         TEXT PRIMARY KEY NOT NULL CHECK (length(id) > 0),"
+        "  org_id     TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,"
+        "  name       TEXT NOT NULL,"
+        "  prefix     TEXT NOT NULL,"
+        "  hash       BLOB NOT NULL UNIQUE CHECK (length(hash) = 32)," /* SHA-256 of the key */
+        "  role       TEXT NOT NULL,"
+        "  created_at INTEGER NOT NULL,"
+        "  revoked_at INTEGER" /* NULL while the key is valid */
+        ") STRICT;"
+        "CREATE INDEX api_keys_org ON api_keys (org_id);"
+
+        "CREATE TABLE sandboxes ("
+        "  id             TEXT PRIMARY KEY NOT NULL CHECK (length(id) > 0),"
+        "  org_id         TEXT NOT NULL REFERENCES orgs(id),"
+        "  status         TEXT NOT NULL,"
+        "  template       TEXT NOT NULL,"
+        "  isolation      TEXT NOT NULL,"
+        "  cpu_millis     INTEGER NOT NULL,"
+        "  memory_bytes   INTEGER NOT NULL,"
+        "  disk_bytes     INTEGER NOT NULL,"
+        "  pids_limit     INTEGER NOT NULL,"
+        "  timeout_s      INTEGER NOT NULL,"
+        "  created_at     INTEGER NOT NULL,"
+        "  expires_at     INTEGER NOT NULL,"
+        "  stopped_at     INTEGER," /* NULL unless stopped */
+        "  uid_base       INTEGER NOT NULL CHECK (uid_base >= 0 AND uid_base <= 4294967295),"
+        "  init_pid       INTEGER NOT NULL DEFAULT 0,"
+        "  init_starttime INTEGER NOT NULL DEFAULT 0,"
+        "  env_json       TEXT,"
+        "  error          TEXT,"
+        "  node_id        TEXT" /* cluster mode: the node that holds it; NULL = this host */
+        ") STRICT;"
+        /* Listing an org's sandboxes newest first, with and without a status filter. */
+        "CREATE INDEX sandboxes_org_created ON sandboxes (org_id, created_at DESC);"
+        "CREATE INDEX sandboxes_org_status_created"
+        "  ON sandboxes (org_id, status, created_at DESC);"
+        /* Adoption at start (status != 'stopped') and retention (stopped_at). */
+        "CREATE INDEX sandboxes_status ON sandboxes (status);"
+        "CREATE INDEX sandboxes_stopped_at ON sandboxes (stopped_at)"
+        "  WHERE stopped_at IS NOT NULL;"
+        /* Two sandboxes on one host sharing a host uid range could reach each other's files
+         * and processes: refuse a second row with the same uid_base on the same node. 0 is
+         * never a valid base (it would map to host root) and stays free for placeholders. */
+        "CREATE UNIQUE INDEX sandboxes_node_uid"
+        "  ON sandboxes (coalesce(node_id, ''), uid_base) WHERE uid_base > 0;"
+        "CREATE INDEX sandboxes_uid_base ON sandboxes (uid_base);";
+
+const struct store_migration store_migrations[] = {
+        { 1, migration_1 },
+};
+
+const size_t store_n_migrations = sizeof(store_migrations) / sizeof(store_migrations[0]);

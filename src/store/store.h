@@ -1,0 +1,96 @@
+/* store.h - the only module that talks SQL. SQLite (WAL, synchronous=NORMAL, STRICT tables,
+ * foreign keys on), schema migrations numbered and applied in order at open.
+ *
+ * Single-threaded use: the daemon calls the store from its event-loop thread only.
+ * Returns 0 or negative errno (-ENOENT: no such row, or a key/sandbox for a missing
+ * organisation; -EEXIST: unique key taken, e.g. a duplicate key hash or uid_base; -EIO:
+ * SQLite error; -EPROTO: the database has a newer schema than this build). Never logs.
+ * Walk callbacks (list, each_*) may call back into the store: rows are read first.
+ */
+#ifndef WARREN_STORE_H
+#define WARREN_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+#define STORE_ID_MAX 64
+#define STORE_NAME_MAX 256
+
+int store_open(const char *path, struct store **ret);
+void store_close(struct store *st);
+
+/* ---- organisations ---- */
+int store_org_create(struct store *st, const char *id, const char *name);
+/* Number of organisations (0 on a fresh store). */
+int store_org_count(struct store *st, int64_t *ret);
+
+/* ---- API keys (only the SHA-256 of a key is stored) ---- */
+struct store_key {
+        char id[STORE_ID_MAX];
+        char org_id[STORE_ID_MAX];
+        char name[STORE_NAME_MAX];
+        char prefix[32]; /* first characters of the key, shown in lists */
+        char role[16];   /* "admin" or "member" */
+        int64_t created_at;
+        int64_t revoked_at; /* 0 if active */
+};
+int store_key_insert(struct store *st, const struct store_key *k, const uint8_t hash[32]);
+/* Find an active (not revoked) key by the hash of its secret. -ENOENT if none. */
+int store_key_find_by_hash(struct store *st, const uint8_t hash[32], struct store_key *ret);
+
+/* ---- sandboxes ---- */
+struct store_sandbox {
+        char id[STORE_ID_MAX];
+        char org_id[STORE_ID_MAX];
+        char status[16];   /* "creating", "running", "stopping", "stopped", "error" */
+        char template[STORE_NAME_MAX];
+        char isolation[16];
+        int64_t cpu_millis;
+        int64_t memory_bytes;
+        int64_t disk_bytes;
+        int64_t pids_limit;
+        int64_t timeout_s;
+        int64_t created_at; /* epoch seconds */
+        int64_t expires_at;
+        int64_t stopped_at; /* 0 if not stopped */
+        uint32_t uid_base;
+        int32_t init_pid;       /* 0 if not running */
+        uint64_t init_starttime;
+        char *env_json;   /* malloc'd JSON object text (may be NULL); freed by store_sandbox_clear */
+        char *error;      /* malloc'd error text for status "error" (may be NULL) */
+};
+void store_sandbox_clear(struct store_sandbox *sb);
+
+int store_sandbox_insert(struct store *st, const struct store_sandbox *sb);
+/* Overwrite the mutable fields (status, stopped_at, init_pid, init_starttime, error,
+ * expires_at) of the row with sb->id. -ENOENT if missing. */
+int store_sandbox_update(struct store *st, const struct store_sandbox *sb);
+int store_sandbox_get(struct store *st, const char *id, struct store_sandbox *ret);
+int store_sandbox_delete(struct store *st, const char *id);
+
+/* List an organisation's sandboxes, newest first; status filter may be NULL; limit < 0 means
+ * no limit. Calls cb for
+ * each row (the row is cleared after cb returns); a negative return from cb stops the walk
+ * and is returned. *ret_total gets the number of matching rows (ignoring limit/offset). */
+int store_sandbox_list(struct store *st, const char *org_id, const char *status, int64_t limit,
+                       int64_t offset, int (*cb)(const struct store_sandbox *sb, void *ud),
+                       void *ud, int64_t *ret_total);
+/* Every sandbox whose status is not "stopped" (any org), for adoption at start. */
+int store_sandbox_each_active(struct store *st, int (*cb)(const struct store_sandbox *sb, void *ud),
+                              void *ud);
+/* Sandboxes stopped before the given epoch second (for retention). */
+int store_sandbox_each_stopped_before(struct store *st, int64_t before,
+                                      int (*cb)(const struct store_sandbox *sb, void *ud),
+                                      void *ud);
+/* Count of an organisation's sandboxes that are not stopped. */
+int store_sandbox_count_active(struct store *st, const char *org_id, int64_t *ret);
+/* Lowest uid slot (0..max_slots-1) not used by any sandbox row (stopped ones keep theirs
+ * until deleted, since their disk files are owned by that range). -ENOSPC if none. The
+ * uid_base of slot n is computed by the caller. */
+int store_uid_slot_free(struct store *st, uint32_t first_base, uint32_t range, uint32_t max_slots,
+                        uint32_t *ret_slot);
+
+#endif

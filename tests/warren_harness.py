@@ -1,0 +1,508 @@
+"""warren_harness.py - runs a real `warrend` and talks to it over HTTP, for pytest.
+
+Used by tests/conftest.py (the fixtures) and by the test modules (helpers). Nothing here
+builds anything: the binaries come from $WARREN_BIN_DIR. Every request and every wait is
+bounded; all network traffic goes to 127.0.0.1 only.
+"""
+import base64
+import datetime
+import glob
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import time
+
+import requests
+
+HTTP_TIMEOUT = 30          # seconds, default for one request
+START_TIMEOUT = 30         # seconds for the daemon to answer /health (first start builds base)
+DEFAULT_ENV = {
+        "MAX_SANDBOXES_PER_ORG": "50",
+        # Test-only lower bound for timeout_seconds (default 60), so that the sandbox-timeout
+        # and expiry-while-down tests finish in seconds.
+        "WARREN_MIN_TIMEOUT": "1",
+}
+MiB = 1 << 20
+
+
+def bin_dir():
+        """The directory holding warrend, warren-init and warren, from $WARREN_BIN_DIR."""
+        d = os.environ.get("WARREN_BIN_DIR")
+        if not d:
+                raise RuntimeError("WARREN_BIN_DIR is not set: point it at the build directory "
+                                   "that holds warrend (e.g. WARREN_BIN_DIR=/work/main/build)")
+        d = os.path.abspath(d)
+        exe = os.path.join(d, "warrend")
+        if not os.access(exe, os.X_OK):
+                raise RuntimeError(f"WARREN_BIN_DIR={d}: no executable warrend there")
+        return d
+
+
+def wait_until(pred, timeout, interval=0.05, what="condition"):
+        """Call pred() until it returns a true value (returned) or timeout seconds pass."""
+        deadline = time.monotonic() + timeout
+        while True:
+                v = pred()
+                if v:
+                        return v
+                if time.monotonic() >= deadline:
+                        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+                time.sleep(interval)
+
+
+def parse_time(s):
+        """RFC 3339 UTC timestamp -> aware datetime."""
+        assert isinstance(s, str) and re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]00:00)$",
+                                               s), f"not an RFC 3339 UTC time: {s!r}"
+        return datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+def assert_error(resp, status, code=None, mentions=None):
+        """Assert resp is an error with this status and a {"error":{"code","message"}} body."""
+        assert resp.status_code == status, \
+                f"expected HTTP {status}, got {resp.status_code}: {resp.text[:600]!r}"
+        try:
+                body = resp.json()
+        except ValueError:
+                raise AssertionError(f"error body is not JSON: {resp.text[:300]!r}")
+        err = body.get("error") if isinstance(body, dict) else None
+        assert isinstance(err, dict), f"no error object in {body!r}"
+        assert isinstance(err.get("code"), str) and err["code"], f"no error.code in {body!r}"
+        assert isinstance(err.get("message"), str) and err["message"], \
+                f"no error.message in {body!r}"
+        if code is not None:
+                codes = (code,) if isinstance(code, str) else tuple(code)
+                assert err["code"] in codes, f"error.code {err['code']!r}, want {codes}: {body!r}"
+        if mentions is not None:
+                assert mentions in err["message"], \
+                        f"error message should name {mentions!r}: {err['message']!r}"
+        return err
+
+
+def b64(data):
+        if isinstance(data, str):
+                data = data.encode()
+        return base64.b64encode(data).decode()
+
+
+# ---- host-side views of a sandbox (we run as root on the host) ----
+
+def _read(path, mode="r"):
+        try:
+                with open(path, mode) as f:
+                        return f.read()
+        except (FileNotFoundError, ProcessLookupError, PermissionError, OSError):
+                return None
+
+
+def sandbox_host_pids(sid):
+        """Host pids whose cgroup path (any hierarchy) has a component equal to sid."""
+        pat = re.compile(r"/" + re.escape(sid) + r"(/|$)")
+        out = []
+        for d in os.listdir("/proc"):
+                if not d.isdigit():
+                        continue
+                cg = _read(f"/proc/{d}/cgroup")
+                if cg and any(pat.search(line.split(":", 2)[-1]) for line in cg.splitlines()):
+                        out.append(int(d))
+        return out
+
+
+def proc_comm(pid):
+        c = _read(f"/proc/{pid}/comm")
+        return c.strip() if c else None
+
+
+def proc_starttime(pid):
+        st = _read(f"/proc/{pid}/stat")
+        if not st:
+                return None
+        return int(st.rsplit(")", 1)[1].split()[19])
+
+
+def sandbox_init_pid(sid):
+        """(host pid, starttime) of the sandbox's PID 1 (NSpid ends in 1), or None."""
+        for pid in sandbox_host_pids(sid):
+                st = _read(f"/proc/{pid}/status") or ""
+                m = re.search(r"^NSpid:\s+(.*)$", st, re.M)
+                if m and len(m.group(1).split()) >= 2 and m.group(1).split()[-1] == "1":
+                        return pid, proc_starttime(pid)
+        return None
+
+
+def sandbox_cgroup_dirs(sid):
+        """Every cgroup directory on the host named after the sandbox."""
+        return [p for p in glob.glob(f"/sys/fs/cgroup/**/{sid}", recursive=True)
+                if os.path.isdir(p)]
+
+
+def sandbox_cgroup_file(sid, controller, name):
+        """Path of a cgroup control file of the sandbox (v1 controller dir or v2), or None."""
+        for p in sandbox_cgroup_dirs(sid):
+                if f"/sys/fs/cgroup/{controller}/" in p or "/unified/" in p:
+                        f = os.path.join(p, name)
+                        if os.path.exists(f):
+                                return f
+        # fall back on any hierarchy having the file (v2 mounted elsewhere)
+        for p in sandbox_cgroup_dirs(sid):
+                f = os.path.join(p, name)
+                if os.path.exists(f):
+                        return f
+        return None
+
+
+def host_mounts_mentioning(s):
+        """Lines of the host's mount table (our mount namespace) that mention s."""
+        mi = _read("/proc/self/mountinfo") or ""
+        return [line for line in mi.splitlines() if s in line]
+
+
+def host_kill_sandbox_processes(sid):
+        """Last-resort cleanup: SIGKILL every host process in the sandbox's cgroups."""
+        for pid in sandbox_host_pids(sid):
+                try:
+                        os.kill(pid, signal.SIGKILL)
+                except OSError:
+                        pass
+
+
+# ---- the daemon ----
+
+class Server:
+        """One warrend process with its own data directory, on 127.0.0.1."""
+
+        def __init__(self, bin_dir, root_dir, env=None, name="main"):
+                self.bin_dir = bin_dir
+                self.root_dir = root_dir
+                self.data_dir = os.path.join(root_dir, "data")
+                os.makedirs(self.data_dir, exist_ok=True)
+                os.chmod(root_dir, 0o755)
+                os.chmod(self.data_dir, 0o755)
+                self.log_path = os.path.join(root_dir, f"warrend-{name}.log")
+                self.api_key = "wk_test_" + secrets.token_hex(24)
+                self.env = dict(DEFAULT_ENV)
+                self.env.update(env or {})
+                self.port = 0
+                self.url = None
+                self.proc = None
+                self._log = None
+                self.created = {}      # sandbox_id -> api key that created it
+                self.created_info = {}  # sandbox_id -> create response body
+                self.starts = 0
+
+        # -- process control --
+
+        def _env(self):
+                e = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                     "HOME": "/root", "LANG": "C.UTF-8", "WARREN_ADMIN_KEY": self.api_key}
+                e.update(self.env)
+                return e
+
+        def log_tail(self, n=4000):
+                data = _read(self.log_path, "rb") or b""
+                return data[-n:].decode("utf-8", "replace")
+
+        def _port_from_files(self, port_file, log_offset):
+                txt = _read(port_file)
+                if txt and txt.strip().isdigit() and int(txt.strip()) > 0:
+                        return int(txt.strip())
+                data = (_read(self.log_path, "rb") or b"")[log_offset:].decode("utf-8", "replace")
+                m = re.search(r"warrend: listening on http://127\.0\.0\.1:(\d+)", data)
+                return int(m.group(1)) if m else None
+
+        def start(self, timeout=START_TIMEOUT):
+                """Start warrend on self.port (0 = any) and wait until /health answers 200."""
+                assert self.proc is None or self.proc.poll() is not None, "already running"
+                port_file = os.path.join(self.data_dir, "port")
+                try:
+                        os.unlink(port_file)
+                except FileNotFoundError:
+                        pass
+                log_offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
+                self._log = open(self.log_path, "ab")
+                self._log.write(f"==== start #{self.starts + 1} at {time.ctime()} ====\n".encode())
+                self._log.flush()
+                log_offset = self._log.tell()
+                argv = [os.path.join(self.bin_dir, "warrend"), "--listen", f"127.0.0.1:{self.port}",
+                        "--data-dir", self.data_dir, "--port-file", port_file]
+                self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
+                                             stderr=subprocess.STDOUT, env=self._env(),
+                                             start_new_session=True, close_fds=True)
+                self.starts += 1
+                deadline = time.monotonic() + timeout
+                last = None
+                while True:
+                        rc = self.proc.poll()
+                        if rc is not None:
+                                raise RuntimeError(f"warrend exited with {rc} while starting; "
+                                                   f"argv {argv}; log tail:\n{self.log_tail()}")
+                        port = self._port_from_files(port_file, log_offset)
+                        if port:
+                                url = f"http://127.0.0.1:{port}"
+                                try:
+                                        r = requests.get(url + "/health", timeout=2)
+                                        if r.status_code == 200:
+                                                self.port, self.url = port, url
+                                                return
+                                        last = f"/health answered {r.status_code}"
+                                except requests.RequestException as e:
+                                        last = repr(e)
+                        if time.monotonic() > deadline:
+                                self._kill()
+                                raise RuntimeError(f"warrend did not answer /health within "
+                                                   f"{timeout}s ({last}); log tail:\n"
+                                                   f"{self.log_tail()}")
+                        time.sleep(0.05)
+
+        def _kill(self):
+                if self.proc and self.proc.poll() is None:
+                        self.proc.kill()
+                        try:
+                                self.proc.wait(10)
+                        except subprocess.TimeoutExpired:
+                                pass
+
+        def alive(self):
+                return self.proc is not None and self.proc.poll() is None
+
+        def stop(self, timeout=15):
+                """SIGTERM, then SIGKILL after timeout seconds."""
+                if self.alive():
+                        self.proc.terminate()
+                        try:
+                                self.proc.wait(timeout)
+                        except subprocess.TimeoutExpired:
+                                self._kill()
+                if self._log:
+                        self._log.close()
+                        self._log = None
+
+        def restart(self, kill9=True, down_seconds=0.0):
+                """Kill the daemon (SIGKILL when kill9, else a clean stop) and start it again on
+                the same port and data directory. Sandboxes are expected to survive."""
+                if kill9:
+                        if self.alive():
+                                os.kill(self.proc.pid, signal.SIGKILL)
+                                self.proc.wait(10)
+                        if self._log:
+                                self._log.close()
+                                self._log = None
+                else:
+                        self.stop()
+                if down_seconds:
+                        time.sleep(down_seconds)
+                self.start()
+
+        # -- HTTP --
+
+        def headers(self, key=None):
+                return {"Authorization": f"ApiKey {key or self.api_key}"}
+
+        def request(self, method, path, key=None, auth=True, timeout=HTTP_TIMEOUT, headers=None,
+                    **kw):
+                h = self.headers(key) if auth else {}
+                if headers:
+                        h.update(headers)
+                return requests.request(method, self.url + path, headers=h, timeout=timeout, **kw)
+
+        def get(self, path, **kw):
+                return self.request("GET", path, **kw)
+
+        def post(self, path, **kw):
+                return self.request("POST", path, **kw)
+
+        def put(self, path, **kw):
+                return self.request("PUT", path, **kw)
+
+        def delete_path(self, path, **kw):
+                return self.request("DELETE", path, **kw)
+
+        # -- sandboxes --
+
+        def create_raw(self, as_key=None, timeout=60, **fields):
+                """POST create; returns the Response (tracks the sandbox for cleanup if 201)."""
+                r = self.post("/api/v1/sandbox/create", key=as_key, json=fields, timeout=timeout)
+                if r.status_code == 201:
+                        body = r.json()
+                        self.created[body["sandbox_id"]] = as_key or self.api_key
+                        self.created_info[body["sandbox_id"]] = body
+                return r
+
+        def create(self, as_key=None, **fields):
+                """Create a sandbox (asserts 201) and return its id; deleted at session end."""
+                r = self.create_raw(as_key=as_key, **fields)
+                assert r.status_code == 201, f"create {fields} -> {r.status_code}: {r.text[:600]}"
+                return r.json()["sandbox_id"]
+
+        def info(self, sid, as_key=None):
+                r = self.get(f"/api/v1/sandbox/{sid}", key=as_key)
+                assert r.status_code == 200, f"GET sandbox -> {r.status_code}: {r.text[:300]}"
+                return r.json()
+
+        def status(self, sid, as_key=None):
+                r = self.get(f"/api/v1/sandbox/{sid}/status", key=as_key)
+                assert r.status_code == 200, f"status -> {r.status_code}: {r.text[:300]}"
+                return r.json()["status"]
+
+        def stop_sandbox(self, sid, as_key=None):
+                r = self.post(f"/api/v1/sandbox/{sid}/stop", key=as_key)
+                assert r.status_code == 200, f"stop -> {r.status_code}: {r.text[:300]}"
+                return r.json()
+
+        def delete(self, sid, as_key=None):
+                """DELETE the sandbox; returns the Response. Forgets it for cleanup."""
+                key = as_key or self.created.get(sid) or self.api_key
+                r = self.delete_path(f"/api/v1/sandbox/{sid}", key=key)
+                if r.status_code in (200, 404):
+                        self.created.pop(sid, None)
+                return r
+
+        def exec_raw(self, sid, command, as_key=None, http_timeout=None, **kw):
+                body = {"command": command}
+                body.update(kw)
+                if http_timeout is None:
+                        t = kw.get("timeout")
+                        http_timeout = (t / 1000.0 + 30) if isinstance(t, (int, float)) else 90
+                return self.post(f"/api/v1/sandbox/{sid}/execute", key=as_key, json=body,
+                                 timeout=http_timeout)
+
+        def exec(self, sid, command, **kw):
+                """Run a command (string: /bin/sh -c; list: argv); asserts 200; returns the dict."""
+                r = self.exec_raw(sid, command, **kw)
+                assert r.status_code == 200, f"exec {command!r} -> {r.status_code}: {r.text[:600]}"
+                return r.json()
+
+        def sh(self, sid, command, **kw):
+                """exec and assert exit code 0; returns stdout."""
+                res = self.exec(sid, command, **kw)
+                assert res["exit_code"] == 0, f"{command!r} failed: {res}"
+                return res["stdout"]
+
+        # -- files --
+
+        def write_file(self, sid, path, data, mode=None, as_key=None):
+                f = {"path": path, "content": b64(data)}
+                if mode is not None:
+                        f["mode"] = mode
+                r = self.post(f"/api/v1/sandbox/{sid}/files", key=as_key, json={"files": [f]})
+                assert r.status_code in (200, 201), f"write {path} -> {r.status_code}: {r.text[:300]}"
+                return r.json()
+
+        def read_file(self, sid, path, as_key=None):
+                r = self.get(f"/api/v1/sandbox/{sid}/files", key=as_key, params={"path": path})
+                assert r.status_code == 200, f"read {path} -> {r.status_code}: {r.text[:300]}"
+                return base64.b64decode(r.json()["content"])
+
+        # -- organisations --
+
+        def org_create(self, name):
+                """`warrend --data-dir D org-create NAME` -> {"org_id", "api_key"}."""
+                p = subprocess.run([os.path.join(self.bin_dir, "warrend"), "--data-dir",
+                                    self.data_dir, "org-create", name],
+                                   capture_output=True, text=True, timeout=30, env=self._env())
+                assert p.returncode == 0, f"org-create failed ({p.returncode}): {p.stderr[-2000:]}"
+                for line in reversed(p.stdout.strip().splitlines()):
+                        try:
+                                o = json.loads(line)
+                        except ValueError:
+                                continue
+                        if isinstance(o, dict) and "api_key" in o and "org_id" in o:
+                                return o
+                try:
+                        o = json.loads(p.stdout)
+                        assert "api_key" in o and "org_id" in o
+                        return o
+                except (ValueError, AssertionError):
+                        raise AssertionError(f"org-create printed no JSON with org_id and api_key: "
+                                             f"{p.stdout[-1000:]!r}")
+
+        def cleanup(self):
+                """Delete every sandbox we created (best effort), then make sure none of their
+                processes is left on the host."""
+                ids = list(self.created.items())
+                for sid, key in ids:
+                        try:
+                                if self.alive():
+                                        self.delete(sid, as_key=key)
+                        except requests.RequestException:
+                                pass
+                return [sid for sid, _ in ids]
+
+
+# ---- raw sockets, for what requests cannot express ----
+
+def raw_request(url, data, read_timeout=10, shutdown_write=False, max_bytes=1 << 20):
+        """Send raw bytes to the server of url and return what comes back until close/timeout."""
+        host, port = url.split("//", 1)[1].split(":")
+        s = socket.create_connection((host, int(port)), timeout=read_timeout)
+        try:
+                s.sendall(data)
+                if shutdown_write:
+                        s.shutdown(socket.SHUT_WR)
+                out = b""
+                deadline = time.monotonic() + read_timeout
+                while len(out) < max_bytes and time.monotonic() < deadline:
+                        try:
+                                chunk = s.recv(65536)
+                        except socket.timeout:
+                                break
+                        except ConnectionResetError:
+                                break
+                        if not chunk:
+                                break
+                        out += chunk
+                        if _response_complete(out):
+                                break
+                return out
+        finally:
+                s.close()
+
+
+def _response_complete(buf):
+        """True once buf holds a whole HTTP response with a Content-Length body."""
+        head, sep, body = buf.partition(b"\r\n\r\n")
+        if not sep:
+                return False
+        m = re.search(rb"(?im)^content-length:\s*(\d+)\s*$", head)
+        if m:
+                return len(body) >= int(m.group(1))
+        return False
+
+
+def parse_raw_response(buf):
+        """(status, headers dict lowercased, body bytes) of the first response in buf."""
+        head, _, body = buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        m = re.match(r"HTTP/1\.[01] (\d{3})", lines[0]) if lines else None
+        assert m, f"not an HTTP response: {buf[:200]!r}"
+        hdrs = {}
+        for ln in lines[1:]:
+                k, _, v = ln.partition(":")
+                hdrs[k.strip().lower()] = v.strip()
+        if "content-length" in hdrs:
+                body = body[:int(hdrs["content-length"])]
+        return int(m.group(1)), hdrs, body
+
+
+def wait_status(server, sid, want, timeout):
+        """Poll the sandbox status until it is want; returns seconds waited."""
+        t0 = time.monotonic()
+        wait_until(lambda: server.status(sid) == want, timeout, 0.05,
+                   f"sandbox {sid} to become {want}")
+        return time.monotonic() - t0
+
+
+def inside_pids(server, sid, **kw):
+        """Pids visible inside the sandbox, with their comm: {pid: comm}."""
+        out = server.sh(sid, "for d in /proc/[0-9]*; do printf '%s %s\\n' \"${d#/proc/}\" "
+                        "\"$(cat $d/comm 2>/dev/null)\"; done", **kw)
+        res = {}
+        for line in out.splitlines():
+                p, _, c = line.partition(" ")
+                if p.isdigit():
+                        res[int(p)] = c
+        return res
