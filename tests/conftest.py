@@ -20,7 +20,6 @@ import shutil
 import signal
 import sys
 import tempfile
-import time
 
 import pytest
 
@@ -49,7 +48,7 @@ def _watchdog():
 
 
 @pytest.fixture(scope="session")
-def server():
+def server(request):
         bdir = wh.bin_dir()
         root = tempfile.mkdtemp(prefix="warren-test-")
         srv = wh.Server(bdir, root)
@@ -75,9 +74,11 @@ def server():
                         # never rmtree through a live mount
                         sys.stderr.write(f"\nwarren test data left in {root} "
                                          f"({len(mounts)} mounts)\n")
-                else:
+                elif request.session.testsfailed:
                         shutil.rmtree(srv.data_dir, ignore_errors=True)
                         sys.stderr.write(f"\nwarrend log: {srv.log_path}\n")
+                else:
+                        shutil.rmtree(root, ignore_errors=True)
                 if leaked:
                         sys.stderr.write(f"\nprocesses of deleted sandboxes were left on the "
                                          f"host and killed: {leaked}\n")

@@ -97,9 +97,11 @@ static int server_alloc(uv_loop_t *loop, const struct http_limits *lim, http_hea
 
 static void on_deferred_idle(uv_idle_t *h);
 static void on_sweep(uv_timer_t *t);
+static void on_server_handle_closed(uv_handle_t *h);
 
-/* Create a server on loop: see http.h. The sweep timer and the idle handle are unreferenced
- * so that they alone never keep the loop running. */
+/* Create a server on loop: see http.h. The sweep timer is unreferenced so that it alone
+ * never keeps the loop running; the idle handle is active only while it has work, and then
+ * it must keep the loop running for one more iteration. */
 int http_server_new(uv_loop_t *loop, const struct http_limits *lim, http_headers_cb on_headers,
                     http_request_cb on_request, void *ud, struct http_server **ret)
 {
@@ -116,7 +118,6 @@ int http_server_new(uv_loop_t *loop, const struct http_limits *lim, http_headers
         uv_unref((uv_handle_t *)&s->sweep);
         uv_idle_init(loop, &s->idle);
         s->idle.data = s;
-        uv_unref((uv_handle_t *)&s->idle);
         s->refs += 2;
         *ret = s;
         return 0;
@@ -129,12 +130,19 @@ int http_server_new_mem(const struct http_limits *lim, http_headers_cb on_header
         return server_alloc(NULL, lim, on_headers, on_request, ud, ret);
 }
 
+/* Drop a server reference. Once closed, the idle handle goes when it holds the last one:
+ * until then it may still have answered requests to free. */
 static void server_unref(struct http_server *s)
 {
-        if (--s->refs > 0)
+        if (--s->refs == 0) {
+                free(s->rbuf);
+                free(s);
                 return;
-        free(s->rbuf);
-        free(s);
+        }
+        if (s->refs == 1 && s->closing && s->loop && !s->idle_closing) {
+                s->idle_closing = true;
+                uv_close((uv_handle_t *)&s->idle, on_server_handle_closed);
+        }
 }
 
 static void on_server_handle_closed(uv_handle_t *h)
@@ -167,6 +175,22 @@ static void server_start_sweep(struct http_server *s)
 
 /* ---- deferred work ---- */
 
+static void server_wake_idle(struct http_server *s)
+{
+        if (s->loop && !s->idle_started && !s->idle_closing) {
+                uv_idle_start(&s->idle, on_deferred_idle);
+                s->idle_started = true;
+        }
+}
+
+/* Queue an answered (or abandoned) request to be freed on the next loop iteration. */
+void http__server_queue_free(struct http_server *s, struct hreq *r)
+{
+        r->free_next = s->free_head;
+        s->free_head = r;
+        server_wake_idle(s);
+}
+
 /* Queue c for the deferred list (parsing input that waited, or closing after a failed
  * write). Runs on the next loop iteration, outside any handler callback. */
 static void conn_defer(struct http_conn *c)
@@ -183,10 +207,7 @@ static void conn_defer(struct http_conn *c)
         else
                 s->defer_head = c;
         s->defer_tail = c;
-        if (s->loop && !s->idle_started) {
-                uv_idle_start(&s->idle, on_deferred_idle);
-                s->idle_started = true;
-        }
+        server_wake_idle(s);
 }
 
 static size_t conn_feed(struct http_conn *c, const char *data, size_t len);
@@ -211,7 +232,14 @@ static void conn_feed_pending(struct http_conn *c)
 static void server_run_deferred(struct http_server *s)
 {
         struct http_conn *list = s->defer_head;
+        struct hreq *frees = s->free_head;
 
+        s->free_head = NULL;
+        while (frees) {
+                struct hreq *r = frees;
+                frees = r->free_next;
+                http__req_destroy(r);
+        }
         s->defer_head = s->defer_tail = NULL;
         while (list) {
                 struct http_conn *c = list;
@@ -233,11 +261,14 @@ static void on_deferred_idle(uv_idle_t *h)
 {
         struct http_server *s = h->data;
 
+        /* Freeing may drop the server to its last reference: keep it until we are done. */
+        s->refs++;
         server_run_deferred(s);
-        if (!s->defer_head && s->idle_started) {
+        if (!s->defer_head && !s->free_head && s->idle_started) {
                 uv_idle_stop(&s->idle);
                 s->idle_started = false;
         }
+        server_unref(s);
 }
 
 /* Make a connection continue after its request was answered or its handler resumed it:
@@ -1083,8 +1114,9 @@ int http_server_listen_unix(struct http_server *s, const char *path)
 
 /* Stop listening and close every connection; see http.h. The rule chosen: the server
  * memory stays valid until the loop has run the close callbacks and every request a
- * handler still holds has been answered; the caller must not use s after this call, but
- * the handlers may still answer (and read req->server of) requests they hold. */
+ * handler still holds has been answered (and freed on the following iteration); the caller
+ * must not use s after this call, but the handlers may still answer (and read req->server
+ * of) requests they hold. The loop keeps running until then. */
 void http_server_close(struct http_server *s)
 {
         if (!s || s->closing)
@@ -1106,10 +1138,8 @@ void http_server_close(struct http_server *s)
                 http__conn_unref(c);
         }
         s->defer_tail = NULL;
-        if (s->loop) {
+        if (s->loop)
                 uv_close((uv_handle_t *)&s->sweep, on_server_handle_closed);
-                uv_close((uv_handle_t *)&s->idle, on_server_handle_closed);
-        }
         server_unref(s); /* the owner's reference */
         server_unref(s);
 }
@@ -1155,7 +1185,9 @@ bool http_mem_conn_closed(const struct http_conn *c)
 
 void http_mem_run_deferred(struct http_server *s)
 {
+        s->refs++;
         server_run_deferred(s);
+        server_unref(s);
 }
 
 void http_mem_conn_release(struct http_conn *c)

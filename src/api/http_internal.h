@@ -16,7 +16,12 @@
  *   - The server is reference counted the same way: one reference for its owner (dropped by
  *     http_server_close()), one per listener and per internal handle (dropped in their close
  *     callbacks) and one per connection (dropped when the connection is freed). So the
- *     server outlives every request that a handler still holds.
+ *     server outlives every request that a handler still holds. After http_server_close()
+ *     the idle handle is closed once it holds the last reference.
+ *   - A request is never freed inside the call that answers it: the final answer detaches
+ *     it from its connection and queues it on the server's free list, which the idle handle
+ *     empties on the next loop iteration. So a handler may still read the request (and
+ *     clear req->user) after answering, until it returns to the loop.
  */
 #ifndef WARREN_HTTP_INTERNAL_H
 #define WARREN_HTTP_INTERNAL_H
@@ -96,11 +101,13 @@ struct http_server {
         struct http_conn *conns; /* live (not closed) connections */
         size_t n_conns;          /* connections whose handle is not yet closed */
         struct http_conn *defer_head, *defer_tail;
+        struct hreq *free_head; /* answered requests, freed on the next loop iteration */
 
         uv_timer_t sweep; /* deadlines: header/body/idle/linger timeouts, stalled writes */
-        uv_idle_t idle;   /* runs the deferred list on the next loop iteration */
+        uv_idle_t idle;   /* runs the deferred and free lists on the next loop iteration */
         bool sweep_started;
         bool idle_started;
+        bool idle_closing;
 
         char *rbuf; /* HTTP_READ_BUF_SIZE, shared: every read is consumed before the next */
         size_t refs;
@@ -196,6 +203,8 @@ struct hreq {
         bool aborted : 1;       /* on_abort was called */
         bool detached : 1;      /* the connection no longer carries it: answers are dropped */
         bool close_after : 1;   /* the answer said Connection: close */
+        bool freeing : 1;       /* on the server's free list */
+        struct hreq *free_next;
 
         struct http_header hdr_inline[HREQ_INLINE_HEADERS];
         uint32_t hoff_inline[2 * HREQ_INLINE_HEADERS];
@@ -209,6 +218,7 @@ static inline struct hreq *hreq_of(const struct http_req *req)
 
 /* http.c */
 uint64_t http__now(const struct http_server *s);
+void http__server_queue_free(struct http_server *s, struct hreq *r);
 void http__conn_write(struct http_conn *c, const uv_buf_t *bufs, unsigned n);
 void http__conn_end(struct http_conn *c);
 void http__conn_abort_later(struct http_conn *c);
@@ -222,6 +232,7 @@ void http__peer_string(const struct http_conn *c, char *buf, size_t len);
 /* http_request.c */
 extern const http_parser_settings http__parser_settings;
 void http__req_free(struct hreq *r);
+void http__req_destroy(struct hreq *r);
 bool http__req_body_skippable(const struct hreq *r);
 
 /* http_response.c */

@@ -559,13 +559,28 @@ const http_parser_settings http__parser_settings = {
         .on_message_complete = on_message_complete,
 };
 
-/* Free a request and drop its reference on the connection. */
+/* Done with a request: detach it from its connection now (further answer calls are
+ * dropped) and free it on the next loop iteration, so the handler that answered it may
+ * still read it until it returns. */
 void http__req_free(struct hreq *r)
 {
         struct http_conn *c = r->conn;
 
+        if (r->freeing)
+                return;
+        r->freeing = true;
+        r->detached = true;
+        r->answered = true;
         if (c->cur == r)
                 c->cur = NULL;
+        http__server_queue_free(c->server, r);
+}
+
+/* Free a request's memory and drop its reference on the connection. */
+void http__req_destroy(struct hreq *r)
+{
+        struct http_conn *c = r->conn;
+
         if (r->hbuf != r->hbuf_inline)
                 free(r->hbuf);
         if (r->hoff != r->hoff_inline)

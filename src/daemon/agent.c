@@ -2,7 +2,10 @@
 #include "agent.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
+#include <sys/un.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -289,7 +292,10 @@ int agent_connect(uv_loop_t *loop, const char *path, agent_ready_cb on_ready,
         a->on_ready = on_ready;
         a->on_closed = on_closed;
         a->ud = ud;
-        a->next_job = 1;
+        /* Jobs of an earlier connection (a daemon before a restart) may still run in init
+         * under their ids: start somewhere random so a new connection does not collide. */
+        if (util_random(&a->next_job, sizeof(a->next_job)) < 0 || a->next_job == 0)
+                a->next_job = 1;
         int r = uv_pipe_init(loop, &a->pipe, 0);
         if (r < 0) {
                 free(a);
@@ -297,7 +303,35 @@ int agent_connect(uv_loop_t *loop, const char *path, agent_ready_cb on_ready,
         }
         a->pipe.data = a;
         a->connect_req.data = a;
-        uv_pipe_connect(&a->connect_req, &a->pipe, path, on_connect);
+        /* A unix socket path holds at most 107 bytes; a deep data directory can exceed it.
+         * Then connect through an fd of the socket's directory (warren-init binds the same
+         * way). libuv calls connect() inside uv_pipe_connect, so the fd can close after. */
+        struct sockaddr_un sun;
+        if (strlen(path) >= sizeof(sun.sun_path)) {
+                cleanup_free char *dir = strdup(path);
+                char *slash = dir ? strrchr(dir, '/') : NULL;
+                if (!slash) {
+                        a->freed = true;
+                        a->closing = true;
+                        uv_close((uv_handle_t *)&a->pipe, on_close);
+                        return -ENAMETOOLONG;
+                }
+                *slash = '\0';
+                cleanup_close int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                char short_path[sizeof(sun.sun_path)];
+                if (dfd < 0 || snprintf(short_path, sizeof(short_path), "/proc/self/fd/%d/%s",
+                                        dfd, slash + 1) >= (int)sizeof(short_path)) {
+                        int r2 = dfd < 0 ? neg_errno() : -ENAMETOOLONG;
+                        /* The handle was initialised: it must be closed, and freed after. */
+                        a->freed = true;
+                        a->closing = true;
+                        uv_close((uv_handle_t *)&a->pipe, on_close);
+                        return r2;
+                }
+                uv_pipe_connect(&a->connect_req, &a->pipe, short_path, on_connect);
+        } else {
+                uv_pipe_connect(&a->connect_req, &a->pipe, path, on_connect);
+        }
         *ret = a;
         return 0;
 }

@@ -30,7 +30,9 @@ struct reqctx {
         char key_id[STORE_ID_MAX];
         char role[16];
         bool authed;
-        bool replied;
+        /* on_request ran: from then on the handler answers every request, even after the
+         * client left (the server drops that answer). Before it, an abort answers here. */
+        bool dispatched;
         /* Route-specific state (file upload, exec, download); freed by its owner before the
          * reply, or by the free hook at reply time. */
         void *op;

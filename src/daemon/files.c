@@ -963,8 +963,8 @@ out:
 struct upload {
         struct reqctx *c;
         struct fsop *op; /* open/finish operations and the fds */
-        char *buf, *wbuf;  /* filling buffer, buffer being written */
-        size_t len, cap;
+        char *buf, *wbuf;  /* filling buffer, buffer being written (a worker reads it) */
+        size_t len, cap, wcap;
         uv_fs_t fs;
         uint64_t written;
         uint64_t limit;
@@ -1057,8 +1057,11 @@ static void up_pump(struct upload *u)
                 return;
         if (u->len > 0) {
                 char *t = u->wbuf;
+                size_t tcap = u->wcap;
                 u->wbuf = u->buf;
+                u->wcap = u->cap;
                 u->buf = t;
+                u->cap = tcap;
                 size_t n = u->len;
                 u->len = 0;
                 uv_buf_t b = uv_buf_init(u->wbuf, (unsigned)n);
@@ -1099,16 +1102,13 @@ static int up_on_body(struct http_req *req, const char *data, size_t len)
                 return -EFBIG;
         }
         if (u->len + len > u->cap) {
+                /* Only the filling buffer grows: the other one may be under a write. Reading
+                 * pauses at FILES_IO_CHUNK, so this stays near one chunk plus one read. */
                 size_t ncap = u->cap * 2;
                 while (ncap < u->len + len)
                         ncap *= 2;
                 char *nb = realloc(u->buf, ncap);
-                char *nw = realloc(u->wbuf, ncap);
-                if (nw)
-                        u->wbuf = nw;
-                if (!nb || !nw) {
-                        if (nb)
-                                u->buf = nb;
+                if (!nb) {
                         up_fail(u, -ENOMEM, "upload");
                         return -ENOMEM;
                 }
@@ -1216,6 +1216,7 @@ enum http_body_mode files_upload_headers(struct reqctx *c, const char *id)
         u->c = c;
         u->op = op;
         u->cap = FILES_IO_CHUNK;
+        u->wcap = FILES_IO_CHUNK;
         u->limit = c->app->cfg.max_upload;
         c->op = u;
         c->op_free = up_free;

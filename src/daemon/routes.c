@@ -810,6 +810,16 @@ static bool match_sandbox_path(const char *path, char *id, size_t idlen, const c
         return true;
 }
 
+/* The client left, or the server rejected the body (413, 400, 408), before the request was
+ * dispatched: answer (the answer is dropped) so the context is freed. After dispatch the
+ * handler owns the answer, and routes that stream set their own on_abort. */
+static void default_abort(struct http_req *req)
+{
+        struct reqctx *c = req->user;
+        if (c && !c->dispatched)
+                reply_error(c, 499, "client_closed", "client closed the request");
+}
+
 enum http_body_mode routes_on_headers(struct http_req *req, void *ud)
 {
         struct app *app = ud;
@@ -825,6 +835,7 @@ enum http_body_mode routes_on_headers(struct http_req *req, void *ud)
         c->app = app;
         c->req = req;
         req->user = c;
+        req->on_abort = default_abort;
         if (strcmp(req->path, "/health") == 0)
                 return HTTP_BODY_BUFFER;
         if (auth_request(app->store, http_req_header(req, "authorization"), &key) < 0) {
@@ -856,6 +867,7 @@ void routes_on_request(struct http_req *req, void *ud)
 
         if (!c)
                 return; /* answered in on_headers */
+        c->dispatched = true;
         if (strcmp(path, "/health") == 0) {
                 if (m != HTTP_M_GET && m != HTTP_M_HEAD)
                         return method_not_allowed(c);

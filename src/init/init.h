@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 #include "launch_msg.h"
+#include "proto.h"
 
 /* A connection's queued outgoing bytes above which job output is no longer read. */
 #define INIT_OUTQ_SOFT (4u << 20)
@@ -42,7 +43,7 @@ struct launch_cfg {
 struct init_ctx {
         int ctl_fd;                 /* listening control socket, nonblocking */
         int devnull_fd;             /* the sandbox's /dev/null: stdin of jobs without one */
-        struct sock_filter *filter; /* seccomp program every job loads before execve */
+        struct sock_filter *filter; /* seccomp program, during setup only (then NULL) */
         unsigned short filter_len;
         uint32_t host_pid; /* for HELLO */
 };
@@ -61,24 +62,31 @@ struct conn {
         struct conn *next;
 };
 
-/* One process started by SPAWN, from fork until its EXIT (or ERROR) frame is sent. */
+/* One job started by SPAWN: a reaper process (exec.c) and, below it, the command. */
 struct job {
         uint32_t id;        /* chosen by the daemon; unique among live jobs */
-        pid_t pid;          /* in the sandbox's pid namespace; also its pgid and sid */
+        pid_t pid;          /* the job's reaper (our child), in the sandbox's pid namespace */
+        pid_t cmd_pid;      /* the command (its pgid and sid too); 0 until the reaper says */
         struct conn *owner; /* where its frames go; NULL once that connection closed */
         int out_fd[2];      /* stdout / stderr read ends (pty: [0] = master); -1 closed */
         int in_fd;          /* stdin write end (pty: a dup of the master); -1 if none */
         int status_fd;      /* exec status pipe: -1 once STARTED or ERROR is known */
+        int result_fd;      /* the reaper's result pipe; -1 at EOF */
         bool pty;
         bool started;       /* STARTED sent */
-        bool exited;        /* reaped; wstatus valid */
+        bool failed;        /* ERROR sent instead of STARTED: no EXIT will follow */
+        bool cmd_exited;    /* the reaper reported the command's wait status */
+        bool reaped;        /* the reaper is gone: nothing of the job is left */
         bool timed_out;     /* killed by its timeout */
         bool in_eof;        /* close stdin once inq drains */
-        bool finished;      /* EXIT sent; output of leftover descendants is read and dropped
-                             * until EOF, so they never die of SIGPIPE because of us */
+        bool finished;      /* EXIT (or ERROR) sent; output of leftover descendants is read
+                             * and dropped until EOF, so they never die of SIGPIPE because of
+                             * us, and they are still killed at the deadline */
         bool dead;          /* done; freed at the end of the loop iteration */
-        int wstatus;
-        uint64_t deadline_ns; /* CLOCK_MONOTONIC; 0 = no timeout */
+        int pending_sig;    /* a SIGNAL that came before the command's pid was known */
+        int cmd_wstatus;    /* the command's wait status, once cmd_exited */
+        int wstatus;        /* the reaper's wait status, once reaped */
+        uint64_t deadline_ns; /* CLOCK_MONOTONIC; 0 = no timeout (or already handled) */
         uint8_t *inq;         /* stdin bytes not yet written: inq[inq_off .. inq_len) */
         size_t inq_off, inq_len, inq_cap;
         struct job *next;
@@ -126,6 +134,40 @@ static inline size_t conn_queued(const struct conn *c)
         return c->out_len - c->out_off;
 }
 
+/* ---- exec.c ---- */
+
+/* What a command that could not be executed writes on the status pipe (one write). */
+struct exec_status {
+        int32_t err; /* positive errno */
+        char msg[200];
+};
+
+/* What the reaper writes on the result pipe (8 bytes: atomic). */
+struct exec_result {
+        uint32_t type; /* EXEC_R_* */
+        int32_t value; /* EXEC_R_PID: the command's pid; EXEC_R_EXIT: its wait status */
+};
+#define EXEC_R_PID 1u
+#define EXEC_R_EXIT 2u
+
+/* The fds a job's processes start from (write ends and the command's stdio). */
+struct exec_fds {
+        int status; /* exec status pipe (O_CLOEXEC) */
+        int result; /* result pipe */
+        int in, out, err; /* the command's stdin, stdout, stderr (pipes or /dev/null) */
+        int pty;          /* the pty slave, or -1: then it is all three */
+};
+
+/* Run as a job's reaper (in a child of init): become a subreaper, fork and exec the command,
+ * report its pid and wait status, reap until nothing is left below. Never returns. */
+void exec_reaper(const struct proto_spawn *sp, const struct exec_fds *f)
+        __attribute__((noreturn));
+
+/* ---- tree.c ---- */
+
+/* SIGKILL every descendant of root, in rounds until none is left (bounded), then root. */
+void tree_kill(pid_t root);
+
 /* ---- jobs.c ---- */
 
 struct init_req;
@@ -133,8 +175,8 @@ struct init_req;
 /* Start the process a SPAWN asks for; owner gets STARTED (once exec succeeded) or ERROR. */
 void jobs_spawn(struct init_state *st, struct conn *owner, const struct init_req *req);
 
-/* The exec status pipe of a starting job is readable (exec done, or failed). */
-void jobs_on_status(struct init_state *st, struct job *j);
+/* The exec status pipe or the result pipe of a job is readable. */
+void jobs_on_pipe(struct init_state *st, struct job *j);
 
 /* An output fd (index 0 or 1) of a job is readable. */
 void jobs_on_output(struct init_state *st, struct job *j, int idx);

@@ -41,7 +41,8 @@ int main(int argc, char **argv)
 
         /* Only ever PID 1 of a sandbox, started by the runtime with the handshake socket. */
         if (getpid() != 1 || argc != 1) {
-                fprintf(stderr, "%s: started by warrend only\n", argc > 0 ? argv[0] : "warren-init");
+                fprintf(stderr, "%s: started by warrend only\n",
+                        argc > 0 ? argv[0] : "warren-init");
                 return 2;
         }
         /* Dispositions the daemon ignored survive execve: start from a clean slate. */

@@ -30,7 +30,15 @@
 /* Buffers larger than this are freed once drained. */
 #define KEEP_CAP 65536u
 
-enum ref_kind { REF_SIGNAL, REF_LISTEN, REF_CONN, REF_STATUS, REF_OUT0, REF_OUT1, REF_STDIN };
+enum ref_kind {
+        REF_SIGNAL,
+        REF_LISTEN,
+        REF_CONN,
+        REF_PIPE, /* a job's status or result pipe */
+        REF_OUT0,
+        REF_OUT1,
+        REF_STDIN,
+};
 
 /* What a pollfd entry belongs to. */
 struct ref {
@@ -372,7 +380,7 @@ int serve_run(struct init_state *st)
                 int timeout = jobs_check_timeouts(st);
                 size_t n = 0;
 
-                if (reserve(&pfds, &refs, &cap, 2 + st->nconns + 4 * (size_t)st->njobs) < 0) {
+                if (reserve(&pfds, &refs, &cap, 2 + st->nconns + 5 * (size_t)st->njobs) < 0) {
                         /* Out of memory: wait a little and retry rather than die as PID 1. */
                         poll(NULL, 0, 10);
                         continue;
@@ -389,7 +397,9 @@ int serve_run(struct init_state *st)
                         if (j->dead)
                                 continue;
                         if (j->status_fd >= 0)
-                                add(pfds, refs, &n, j->status_fd, POLLIN, REF_STATUS, j);
+                                add(pfds, refs, &n, j->status_fd, POLLIN, REF_PIPE, j);
+                        if (j->result_fd >= 0)
+                                add(pfds, refs, &n, j->result_fd, POLLIN, REF_PIPE, j);
                         if (!j->started)
                                 continue;
                         bool want = jobs_output_wanted(j);
@@ -432,9 +442,9 @@ int serve_run(struct init_state *st)
                                 if (!c->dead && (re & POLLOUT))
                                         conn_flush(st, c);
                                 break;
-                        case REF_STATUS:
+                        case REF_PIPE:
                                 if (!j->dead)
-                                        jobs_on_status(st, j);
+                                        jobs_on_pipe(st, j);
                                 break;
                         case REF_OUT0:
                         case REF_OUT1:

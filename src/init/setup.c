@@ -17,11 +17,12 @@
  *   8. once the runtime says we are in the sandbox's cgroup: unshare the cgroup namespace
  *      (rooted at that group), then the user namespace, and let the runtime write our
  *      uid/gid maps;
- *   9. become root of that namespace and non-dumpable.
+ *   9. become root of that namespace and non-dumpable;
+ *  10. set no_new_privs and load the seccomp filter on ourselves.
  *
  * Why the user namespace comes last: every other namespace (and every mount) was created by
  * host root, so they are all owned by the initial user namespace. Root inside the sandbox is
- * root only of the user namespace made in step 9, which owns nothing but itself: it can
+ * root only of the user namespace made in step 8, which owns nothing but itself: it can
  * never mount, change the hostname, reconfigure the network namespace, or undo a mask,
  * while its files and processes belong to an unprivileged host uid range (host uid 0 is
  * never mapped). unshare(CLONE_NEWUSER) refuses a chrooted process, which is why the root
@@ -33,7 +34,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
 #include <linux/loop.h>
+#include <linux/seccomp.h>
 #include <net/if.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -48,8 +52,6 @@
 #include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <unistd.h>
-#include <grp.h>
-#include <limits.h>
 
 #include "init.h"
 #include "util.h"
@@ -128,7 +130,8 @@ int setup_parse_spec(const uint8_t *buf, size_t len, struct launch_cfg *ret, cha
         return 0;
 }
 
-/* Read the raw seccomp program (struct sock_filter array) from path. */
+/* Read the raw seccomp program (struct sock_filter array) from path (a host file, so
+ * before pivot_root). */
 static int read_filter(const char *path, struct init_ctx *ctx, char *err, size_t errlen)
 {
         cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -473,6 +476,22 @@ static int wait_status(int fd, uint32_t type, const char *what, char *err, size_
         return 0;
 }
 
+/* Step 10: no_new_privs and the seccomp filter on PID 1 itself. Every process of the sandbox
+ * descends from it and inherits both, so none can run without them (the job's reaper
+ * included), and no job pays for loading the filter (~0.25 ms here). Nothing warren-init
+ * does from now on needs a syscall the filter refuses. */
+static int confine_self(struct sock_filter *filter, unsigned short len, char *err,
+                        size_t errlen)
+{
+        struct sock_fprog prog = { .len = len, .filter = filter };
+
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                return fail(err, errlen, neg_errno(), "PR_SET_NO_NEW_PRIVS");
+        if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0)
+                return fail(err, errlen, neg_errno(), "loading the seccomp filter");
+        return 0;
+}
+
 /* Steps 8-9: cgroup and user namespaces, maps written by the runtime, become root. */
 static int enter_userns(int launch_fd, char *err, size_t errlen)
 {
@@ -561,6 +580,11 @@ int setup_sandbox(const struct launch_cfg *cfg, int launch_fd, struct init_ctx *
         r = enter_userns(launch_fd, err, errlen);
         if (r < 0)
                 goto fail;
+        r = confine_self(ctx.filter, ctx.filter_len, err, errlen);
+        if (r < 0)
+                goto fail;
+        free(ctx.filter);
+        ctx.filter = NULL;
         umask(022);
         *ret = ctx;
         return 0;

@@ -714,7 +714,7 @@ static int cg_kill_one(pid_t pid, void *data)
         struct cg_kill_ctx *c = data;
 
         c->listed++;
-        if (bsearch(&pid, c->seen, c->n_sorted, sizeof(pid_t), cg_pid_cmp))
+        if (c->n_sorted && bsearch(&pid, c->seen, c->n_sorted, sizeof(pid_t), cg_pid_cmp))
                 return 0;
         for (size_t i = c->n_sorted; i < c->n_seen; i++)
                 if (c->seen[i] == pid)

@@ -9,7 +9,7 @@
  * small staging directory (the directory skeleton with its final owners and modes) into the
  * new filesystem. The options keep mke2fs from writing more than ~300 KB, whatever the size:
  *   -O ^has_journal     no journal (nothing to write; a crash loses at most the sandbox)
- *   -O ^resize_inode    no reserved GDT blocks (offline resize2fs can still grow it)
+ *   -O ^resize_inode    no reserved GDT blocks (resize2fs can still grow it offline)
  *   lazy_itable_init=1  inode tables are not written; because the default discard punches
  *                       holes in the file first, mke2fs knows they read as zeroes and marks
  *                       them zeroed, so the kernel's lazyinit thread never fills them in later

@@ -28,9 +28,9 @@ struct launch_args {
 /* Clone warren-init as PID 1 of new pid, mount, uts, ipc and net namespaces, send it the
  * spec, move it into the sandbox's cgroup (cg_attach) while it mounts, write its uid/gid
  * maps when it has made its user namespace, and wait until it serves on its control
- * socket. Every wait is bounded (10 s in all). On failure the child is killed and reaped, err says what failed
- * (the child's own message when the failure happened inside it) and a negative errno is
- * returned. Safe to call from any thread of a multithreaded process. */
+ * socket. Every wait is bounded (10 s in all). On failure the child is killed and reaped,
+ * err says what failed (the child's own message when the failure happened inside it) and
+ * a negative errno is returned. Safe to call from any thread of a multithreaded process. */
 int launch_init(const struct launch_args *a, pid_t *ret_pid, char err[RT_ERR_LEN]);
 
 #endif

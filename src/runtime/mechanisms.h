@@ -33,10 +33,11 @@ int cg_usage(const char *id, uint64_t *ret_memory_bytes, uint64_t *ret_pids);
 
 /* ---- disk.c: per-sandbox size-limited disk (sparse ext4 image, no journal) ---- */
 
-/* Create path as a sparse file of size bytes holding an ext4 filesystem (mkfs.ext4 run as a
- * child process), with directories upper/, work/ and upper/workspace (owner
- * uid_base+1001:uid_base+1001, 0755), upper/home/user (same owner, 0755), upper/tmp (owner
- * uid_base:uid_base, 01777), upper/root (owner uid_base, 0700) already made in it. */
+/* Create path as a sparse file of size bytes holding an ext4 filesystem without a journal
+ * (mke2fs -d run as a child process: nothing is mounted on the host), already populated with
+ * upper/ (owner uid_base, 0755: the sandbox's "/" belongs to its root), work/ (uid_base,
+ * 0700), upper/home (uid_base, 0755), upper/workspace and upper/home/user (uid_base+1001,
+ * 0755), upper/tmp (uid_base, 01777), upper/root (uid_base, 0700). -EEXIST if path exists. */
 int disk_create(const char *path, uint64_t size, uint32_t uid_base);
 
 /* ---- template.c: templates under data_dir/templates ---- */

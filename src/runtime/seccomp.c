@@ -5,7 +5,7 @@
  * and written as raw BPF (struct sock_filter[]) that warren-init loads with
  * prctl(PR_SET_SECCOMP) - warren-init is static and does not link libseccomp.
  *
- * Differences from Docker's profile, all stricter:
+ * Differences from Docker's profile (all stricter, but for fchmodat2, see below):
  *  - io_uring_setup/enter/register are denied (io_uring has been a steady source of kernel
  *    privilege escalations, and its operations bypass this filter);
  *  - name_to_handle_at is denied (with open_by_handle_at it was the "shocker" escape;
@@ -21,13 +21,11 @@
  * Everything not allowed fails with EPERM, except:
  *  - clone3: ENOSYS, so that libc falls back to clone (whose flags the filter can inspect;
  *    clone3 passes them in memory);
- *  - syscall numbers from 424 up that libseccomp 2.5.4 does not know (fchmodat2, futex_wake,
- *    mseal...): ENOSYS, as on an older kernel, so that libc falls back instead of failing;
- *  - socket/socketpair with a refused family: EAFNOSUPPORT, as on a kernel without it;
- *  - ioctl TIOCSTI/TIOCLINUX: EIO, as the kernel itself answers TIOCSTI when
- *    dev.tty.legacy_tiocsti is 0.
- * (The last two cannot be EPERM: libseccomp refuses a conditional rule whose action is the
- * default action, and "refuse these values, allow the rest" needs one.)
+ *  - syscalls newer than Docker's list (cachestat, map_shadow_stack, futex_wake, mseal...)
+ *    and numbers libseccomp does not know: ENOSYS, as on an older kernel, so that libc falls
+ *    back instead of failing.
+ * fchmodat2 is allowed: it is fchmodat with a flags argument (glibc >= 2.39 uses it for
+ * fchmodat(AT_SYMLINK_NOFOLLOW) and would not fall back on EPERM).
  *
  * Architectures: only the native ABI is allowed. On x86_64, a 32-bit syscall (int $0x80,
  * sysenter) or an x32 one is a "bad architecture": the whole process is killed (SIGSYS).
@@ -59,17 +57,16 @@
 #define SC_AF_ALG 38
 #define SC_AF_VSOCK 40
 #define SC_LOW32 0xffffffffULL
-/* What a refused family or ioctl request fails with (see the file comment). */
-#define SC_ERR_FAMILY EAFNOSUPPORT
-#define SC_ERR_IOCTL EIO
-/* New syscall numbers (shared by all architectures since 5.1) start here; unknown ones up to
- * SC_NEW_END get ENOSYS. */
+/* New syscall numbers (shared by all architectures since 5.1) start at SC_NEW_START. From
+ * SC_ENOSYS_FROM (cachestat, the first one after Docker's list was written) to SC_NEW_END,
+ * those not allowed get ENOSYS; below it, those libseccomp does not know. */
 #define SC_NEW_START 424
+#define SC_ENOSYS_FROM 451
 #define SC_NEW_END 512
 
-/* Allowed without conditions. Docker's list, minus io_uring_* and name_to_handle_at (see
- * above). Names that are not syscalls of the native architecture (the 32-bit *32 and *64
- * variants on x86_64, for instance) are skipped when the filter is built. */
+/* Allowed without conditions. Docker's list, minus io_uring_* and name_to_handle_at, plus
+ * fchmodat2 (see above). Names that are not syscalls of the native architecture (the 32-bit
+ * *32 and *64 variants on x86_64, for instance) are skipped when the filter is built. */
 static const char *const sc_allow[] = {
         "accept", "accept4", "access", "adjtimex", "alarm", "bind", "brk", "capget", "capset",
         "chdir", "chmod", "chown", "chown32", "clock_adjtime", "clock_adjtime64",
@@ -79,9 +76,9 @@ static const char *const sc_allow[] = {
         "epoll_ctl", "epoll_ctl_old", "epoll_pwait", "epoll_pwait2", "epoll_wait",
         "epoll_wait_old", "eventfd", "eventfd2", "execve", "execveat", "exit", "exit_group",
         "faccessat", "faccessat2", "fadvise64", "fadvise64_64", "fallocate", "fanotify_mark",
-        "fchdir", "fchmod", "fchmodat", "fchown", "fchown32", "fchownat", "fcntl", "fcntl64",
-        "fdatasync", "fgetxattr", "flistxattr", "flock", "fork", "fremovexattr", "fsetxattr",
-        "fstat", "fstat64", "fstatat64", "fstatfs", "fstatfs64", "fsync", "ftruncate",
+        "fchdir", "fchmod", "fchmodat", "fchmodat2", "fchown", "fchown32", "fchownat", "fcntl",
+        "fcntl64", "fdatasync", "fgetxattr", "flistxattr", "flock", "fork", "fremovexattr",
+        "fsetxattr", "fstat", "fstat64", "fstatat64", "fstatfs", "fstatfs64", "fsync", "ftruncate",
         "ftruncate64", "futex", "futex_time64", "futex_waitv", "futimesat", "getcpu",
         "getcwd", "getdents", "getdents64", "getegid", "getegid32", "geteuid", "geteuid32",
         "getgid", "getgid32", "getgroups", "getgroups32", "getitimer", "getpeername",
@@ -145,11 +142,11 @@ static const char *const sc_allow[] = {
  * PER_LINUX32|UNAME26, and 0xffffffff, which only queries the current persona. */
 static const uint64_t sc_personas[] = { 0x0, 0x8, 0x20000, 0x20008, 0xffffffff };
 
-/* ioctl requests refused (see the file comment). */
+/* ioctl requests refused (see the file comment); sorted. */
 static const uint64_t sc_bad_ioctls[] = { TIOCSTI, TIOCLINUX };
 
-/* Address families refused by socket and socketpair. */
-static const uint64_t sc_bad_families[] = { SC_AF_VSOCK, SC_AF_ALG };
+/* Address families refused by socket and socketpair; sorted. */
+static const uint64_t sc_bad_families[] = { SC_AF_ALG, SC_AF_VSOCK };
 
 /* The syscall number of name on the native architecture, or -1 if there is none there. */
 static int sc_nr(const char *name)
@@ -159,31 +156,53 @@ static int sc_nr(const char *name)
         return nr < 0 ? -1 : nr;
 }
 
-/* "Allow, except when the low 32 bits of argument arg are one of bad[]": an explicit
- * ERRNO(err) rule per bad value (masked, see the file comment) plus an unconditional allow.
- * libseccomp checks a syscall's conditional rules before falling back to its unconditional
- * action. err cannot be EPERM: libseccomp refuses rules whose action is the default one. */
-static int sc_allow_except(scmp_filter_ctx ctx, const char *name, unsigned arg,
-                           const uint64_t *bad, size_t n_bad, int err)
+/* Allow name unless the low 32 bits of argument arg are one of bad[] (sorted ascending).
+ *
+ * libseccomp cannot say this directly: it allows one comparison per argument in a rule, has
+ * no "masked not-equal", and drops the conditional rules of a syscall that also has an
+ * unconditional one. So the allowed 32-bit values are split into aligned power-of-two
+ * blocks, each one rule "(v & mask) == start" with a mask that has no upper-half bits: about
+ * 40 rules for two holes. Ignoring the upper half is exactly what the kernel does with these
+ * int arguments, so no value of the upper half can turn a refused request into an allowed
+ * one, and musl's sign-extended ioctl requests (bit 31 set) pass as they should. */
+static int sc_allow_low32_except(scmp_filter_ctx ctx, const char *name, unsigned arg,
+                                 const uint64_t *bad, size_t n_bad)
 {
+        uint64_t from = 0;
         int nr = sc_nr(name);
-        int r;
 
         if (nr < 0)
                 return 0;
-        for (size_t i = 0; i < n_bad; i++) {
-                struct scmp_arg_cmp cmp = { arg, SCMP_CMP_MASKED_EQ, SC_LOW32, bad[i] };
+        for (size_t i = 0; i <= n_bad; i++) {
+                /* Allowed range [from, to). */
+                uint64_t to = i < n_bad ? bad[i] : SC_LOW32 + 1;
 
-                r = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO((uint32_t)err), nr, 1, &cmp);
-                if (r < 0)
-                        return r;
+                if (i < n_bad && (bad[i] > SC_LOW32 || (i > 0 && bad[i] <= bad[i - 1])))
+                        return -EINVAL;
+                while (from < to) {
+                        /* The largest block aligned at from that ends within the range. */
+                        uint64_t size = from ? from & -from : SC_LOW32 + 1;
+                        struct scmp_arg_cmp cmp;
+                        int r;
+
+                        while (from + size > to)
+                                size >>= 1;
+                        cmp = (struct scmp_arg_cmp){ arg, SCMP_CMP_MASKED_EQ,
+                                                     SC_LOW32 & ~(size - 1), from };
+                        r = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, 1, &cmp);
+                        if (r < 0)
+                                return r;
+                        from += size;
+                }
+                from = to + 1;
         }
-        return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+        return 0;
 }
 
 /* Add every rule to ctx. */
 static int sc_add_rules(scmp_filter_ctx ctx)
 {
+        bool handled[SC_NEW_END] = { false }; /* numbers with a rule of their own */
         int r, nr;
 
         for (size_t i = 0; i < ARRAY_SIZE(sc_allow); i++) {
@@ -193,6 +212,8 @@ static int sc_add_rules(scmp_filter_ctx ctx)
                 r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
                 if (r < 0)
                         return r;
+                if (nr < SC_NEW_END)
+                        handled[nr] = true;
         }
 
         /* clone: only without namespace flags (flags are the first argument on every
@@ -209,6 +230,8 @@ static int sc_add_rules(scmp_filter_ctx ctx)
                 r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0);
                 if (r < 0)
                         return r;
+                if (nr < SC_NEW_END)
+                        handled[nr] = true;
         }
 
         nr = sc_nr("personality");
@@ -219,26 +242,30 @@ static int sc_add_rules(scmp_filter_ctx ctx)
                         return r;
         }
 
-        r = sc_allow_except(ctx, "socket", 0, sc_bad_families, ARRAY_SIZE(sc_bad_families),
-                            SC_ERR_FAMILY);
+        r = sc_allow_low32_except(ctx, "socket", 0, sc_bad_families,
+                                  ARRAY_SIZE(sc_bad_families));
         if (r < 0)
                 return r;
-        r = sc_allow_except(ctx, "socketpair", 0, sc_bad_families, ARRAY_SIZE(sc_bad_families),
-                            SC_ERR_FAMILY);
+        r = sc_allow_low32_except(ctx, "socketpair", 0, sc_bad_families,
+                                  ARRAY_SIZE(sc_bad_families));
         if (r < 0)
                 return r;
-        r = sc_allow_except(ctx, "ioctl", 1, sc_bad_ioctls, ARRAY_SIZE(sc_bad_ioctls),
-                            SC_ERR_IOCTL);
+        r = sc_allow_low32_except(ctx, "ioctl", 1, sc_bad_ioctls, ARRAY_SIZE(sc_bad_ioctls));
         if (r < 0)
                 return r;
 
-        /* Syscalls newer than this libseccomp: ENOSYS, as an older kernel would answer. */
+        /* Syscalls newer than Docker's list, or than this libseccomp: ENOSYS, as an older
+         * kernel would answer, so that libc falls back to an older call. */
         for (nr = SC_NEW_START; nr < SC_NEW_END; nr++) {
-                char *name = seccomp_syscall_resolve_num_arch(seccomp_arch_native(), nr);
+                char *name;
 
-                if (name) {
-                        free(name);
+                if (handled[nr])
                         continue;
+                if (nr < SC_ENOSYS_FROM) {
+                        name = seccomp_syscall_resolve_num_arch(seccomp_arch_native(), nr);
+                        free(name);
+                        if (name)
+                                continue; /* known and not allowed: EPERM, as Docker */
                 }
                 r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0);
                 if (r < 0)

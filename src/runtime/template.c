@@ -530,13 +530,18 @@ static bool tpl_is_dir(const char *path)
 /* Move the finished build into place: the whole directory in one rename when base/ does not
  * exist; else (base/ exists without rootfs/, e.g. made by hand) the markers first and
  * rootfs/ last, since rootfs/ appearing is what marks the template complete. Losing a race
- * to a concurrent builder is success. */
-static int tpl_commit(const char *build, const char *base, const char *base_rootfs)
+ * to a concurrent builder is success. *ret_moved tells whether build itself became base (and
+ * so no longer exists under its own name, which another builder's mkdtemp could reuse). */
+static int tpl_commit(const char *build, const char *base, const char *base_rootfs,
+                      bool *ret_moved)
 {
         static const char *const parts[] = { TPL_MARKER_USR, TPL_JSON, "rootfs" };
 
-        if (rename(build, base) == 0)
+        *ret_moved = false;
+        if (rename(build, base) == 0) {
+                *ret_moved = true;
                 return 0;
+        }
         if (errno != EEXIST && errno != ENOTEMPTY)
                 return neg_errno();
         if (tpl_is_dir(base_rootfs))
@@ -564,6 +569,7 @@ int tpl_ensure_base(const char *data_dir)
 {
         char templates[PATH_MAX], base[PATH_MAX], base_rootfs[PATH_MAX], build[PATH_MAX];
         cleanup_close int bfd = -1;
+        bool moved = false;
         int r;
 
         if (!data_dir || data_dir[0] != '/')
@@ -592,9 +598,9 @@ int tpl_ensure_base(const char *data_dir)
         else
                 r = tpl_fill_build(bfd);
         if (r == 0)
-                r = tpl_commit(build, base, base_rootfs);
-        /* After a whole-directory rename build no longer exists: this is then a no-op. */
-        util_rm_rf(build);
+                r = tpl_commit(build, base, base_rootfs, &moved);
+        if (!moved)
+                util_rm_rf(build);
         return r;
 }
 

@@ -6,6 +6,7 @@
  * whether small limits apply (bit 3); the rest is what the client sends. The handlers are
  * chosen by the first letter of the path:
  *   /a  answered in on_headers (401)          /s  streamed body, paused every other chunk
+ *                                             (/sp... also paused from on_headers)
  *   /e  streamed body answered from on_body   /h  held, answered later by the driver
  *   /q  query and header lookups              /l  streamed answer, Content-Length off by one
  *   else buffered body echoed back
@@ -90,6 +91,11 @@ static enum http_body_mode on_headers(struct http_req *req, void *ud)
                 stream_paused = false;
                 req->on_body = stream_body;
                 req->on_abort = stream_abort;
+                if (req->path[2] == 'p') {
+                        /* Held until "the file is open", as the upload route does. */
+                        http_req_pause(req);
+                        stream_paused = true;
+                }
                 return HTTP_BODY_STREAM;
         default:
                 return HTTP_BODY_BUFFER;
@@ -138,6 +144,9 @@ static void on_request(struct http_req *req, void *ud)
         if (req->body)
                 CHECK(req->body[req->body_len] == '\0');
         http_respond(req, 200, "application/octet-stream", req->body, req->body_len);
+        /* Still readable until the handler returns. */
+        CHECK(req->path[0] == '/');
+        req->user = NULL;
 }
 
 static void answer_held(void)
@@ -196,6 +205,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 answer_held();
         CHECK(stream_req == NULL);
         http_server_close(s);
+        /* Answered requests are freed on the next "loop iteration". */
+        http_mem_run_deferred(s);
         http_mem_conn_release(c);
         return 0;
 }

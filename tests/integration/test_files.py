@@ -6,10 +6,14 @@ import os
 import socket
 import time
 
-import pytest
 
-import warren_harness as wh
 from warren_harness import MiB, assert_error, b64, parse_time
+
+
+# api.md: 409 `conflict` for "file exists / not a directory" (and a non-empty directory).
+# If the API grows finer codes (not_a_directory, directory_not_empty...), list them here
+# and in docs/api.md together.
+CONFLICT = ("conflict",)
 
 
 def files_url(sid, sub=""):
@@ -154,10 +158,10 @@ def test_mkdir_remove_move(server, sandbox):
         assert server.sh(sandbox, "stat -c '%F %u' /workspace/a/b/c") == "directory 1001\n"
         server.write_file(sandbox, "/workspace/a/b/c/f", b"f")
         r = server.post(files_url(sandbox, "/mkdir"), json={"path": "/workspace/a/b/c/f"})
-        assert_error(r, 409, "conflict")
+        assert_error(r, 409, CONFLICT)
         # remove
         assert_error(server.post(files_url(sandbox, "/remove"), json={"path": "/workspace/a"}),
-                     409, "conflict")
+                     409, CONFLICT)
         assert server.sh(sandbox, "cat /workspace/a/b/c/f") == "f"
         r = server.post(files_url(sandbox, "/remove"), json={"path": "/workspace/a",
                                                                "recursive": True})
@@ -213,6 +217,29 @@ def test_permissions_follow_the_sandbox_user(server, sandbox):
         assert not os.path.exists("/usr/bin/warren-evil")
         assert_error(server.post(files_url(sandbox, "/remove"), json={"path": "/etc/passwd"}),
                      403, "permission_denied")
+        assert server.sh(sandbox, "cat /etc/passwd") == before
+        # the daemon does not lend the API its own root powers (no DAC override)
+        server.sh(sandbox, "mkdir /workspace/ro && echo keep > /workspace/ro/f && "
+                  "chmod 444 /workspace/ro/f && chmod 555 /workspace/ro && "
+                  "echo secret > /workspace/private && chmod 000 /workspace/private")
+        r = server.post(files_url(sandbox), json={"files": [{"path": "/workspace/ro/new",
+                                                             "content": b64("x")}]})
+        assert_error(r, 403, "permission_denied")
+        r = server.put(files_url(sandbox, "/upload"), params={"path": "/workspace/ro/new2"},
+                       data=b"x")
+        assert_error(r, 403, "permission_denied")
+        assert_error(server.post(files_url(sandbox, "/remove"), json={"path": "/workspace/ro/f"}),
+                     403, "permission_denied")
+        assert_error(server.get(files_url(sandbox), params={"path": "/workspace/private"}), 403,
+                     "permission_denied")
+        assert_error(server.get(files_url(sandbox, "/download"),
+                                params={"path": "/workspace/private"}), 403, "permission_denied")
+        assert server.sh(sandbox, "ls /workspace/ro") == "f\n"
+        # a planted symlink to a root-owned file does not make it writable
+        server.sh(sandbox, "ln -s /etc/passwd /workspace/pw")
+        r = server.post(files_url(sandbox), json={"files": [{"path": "/workspace/pw",
+                                                             "content": b64("evil\n")}]})
+        assert r.status_code in (200, 201, 403), r.text
         assert server.sh(sandbox, "cat /etc/passwd") == before
 
 
@@ -293,5 +320,5 @@ def test_files_need_a_running_sandbox(server):
                 ("POST", files_url(sid, "/move"), {"json": {"from": "/workspace/f",
                                                             "to": "/workspace/h"}})]
         for method, path, kw in reqs:
-                assert_error(server.request(method, path, **kw), 409, "conflict")
+                assert_error(server.request(method, path, **kw), 409, CONFLICT)
         server.delete(sid)

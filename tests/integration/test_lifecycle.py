@@ -8,7 +8,6 @@ import socket
 import time
 
 import pytest
-import requests
 
 import warren_harness as wh
 from warren_harness import assert_error, parse_time
@@ -317,6 +316,7 @@ def _normalised(resp, sid):
 def test_other_org_sees_404_identical_to_missing(server, sandbox, other_org):
         key = other_org["api_key"]
         missing = "sandbox-" + "0" * 12
+        server.write_file(sandbox, "/workspace/keep", b"mine")
         routes = [("GET", "/api/v1/sandbox/{}", None),
                   ("GET", "/api/v1/sandbox/{}/status", None),
                   ("POST", "/api/v1/sandbox/{}/execute", {"command": "touch /workspace/x"}),
@@ -326,6 +326,13 @@ def test_other_org_sees_404_identical_to_missing(server, sandbox, other_org):
                    {"files": [{"path": "/workspace/x", "content": "eA=="}]}),
                   ("GET", "/api/v1/sandbox/{}/files/list?path=/", None),
                   ("GET", "/api/v1/sandbox/{}/files/download?path=/etc/hostname", None),
+                  ("GET", "/api/v1/sandbox/{}/files/stat?path=/etc/hostname", None),
+                  ("GET", "/api/v1/sandbox/{}/files/exists?path=/etc/hostname", None),
+                  ("PUT", "/api/v1/sandbox/{}/files/upload?path=/workspace/x", None),
+                  ("POST", "/api/v1/sandbox/{}/files/mkdir", {"path": "/workspace/x"}),
+                  ("POST", "/api/v1/sandbox/{}/files/remove", {"path": "/workspace/keep"}),
+                  ("POST", "/api/v1/sandbox/{}/files/move", {"from": "/workspace/keep",
+                                                               "to": "/workspace/x"}),
                   ("DELETE", "/api/v1/sandbox/{}", None)]
         for method, path, body in routes:
                 r_other = server.request(method, path.format(sandbox), key=key, json=body)
@@ -338,6 +345,7 @@ def test_other_org_sees_404_identical_to_missing(server, sandbox, other_org):
         # and none of it touched the sandbox
         assert server.status(sandbox) == "running"
         assert server.exec(sandbox, "test -e /workspace/x")["exit_code"] == 1
+        assert server.read_file(sandbox, "/workspace/keep") == b"mine"
         lst = server.get("/api/v1/sandboxes", key=key, params={"limit": 1000}).json()
         assert sandbox not in [s["sandbox_id"] for s in lst["sandboxes"]]
 

@@ -76,7 +76,7 @@ def test_expired_while_down_is_stopped_at_start(server):
 
 
 def test_kill9_during_concurrent_execs(server):
-        ids = [server.create(disk="64Mi", memory="128Mi") for _ in range(4)]
+        ids = [server.create(disk="64Mi", memory="128Mi") for _ in range(5)]
         for sid in ids:
                 server.write_file(sid, "/workspace/mark", sid.encode())
 
@@ -87,9 +87,9 @@ def test_kill9_during_concurrent_execs(server):
                                            http_timeout=20)
                 except (requests.RequestException, AssertionError) as e:
                         return e
-        with concurrent.futures.ThreadPoolExecutor(40) as pool:
-                futs = [pool.submit(run, i) for i in range(40)]
-                time.sleep(0.4)
+        with concurrent.futures.ThreadPoolExecutor(100) as pool:
+                futs = [pool.submit(run, i) for i in range(100)]
+                time.sleep(0.5)
                 server.restart(kill9=True)
                 results = [f.result(timeout=60) for f in futs]
         # answers that did arrive before the crash are correct
@@ -109,5 +109,6 @@ def test_kill9_during_concurrent_execs(server):
                 assert server.delete(sid).status_code == 200
         for sid in ids:
                 wh.wait_until(lambda: not wh.sandbox_host_pids(sid) and
-                              not wh.sandbox_cgroup_dirs(sid), 10,
-                              what=f"{sid}: processes and cgroups gone")
+                              not wh.sandbox_cgroup_dirs(sid) and
+                              not wh.host_mounts_mentioning(sid), 10,
+                              what=f"{sid}: processes, cgroups and mounts gone")

@@ -1,16 +1,29 @@
 """Filesystem escapes: path traversal and planted symlinks through the files API, writes to
 the read-only /usr and to the template, hardlinks to host files."""
-import base64
+import glob
 import hashlib
 import os
 import secrets
 
 import pytest
 
-import warren_harness as wh
 from warren_harness import b64
 
 USERS = ["user", "root"]
+
+
+@pytest.fixture(autouse=True)
+def _remove_escaped_files():
+        """If an attack below did escape, do not leave its files on the host."""
+        yield
+        for pattern in ("/tmp/warren-evil-*", "/tmp/warren-race-*", "/usr/bin/warren-evil-*",
+                        "/usr/lib/warren-evil-*", "/usr/warren-evil-*"):
+                for p in glob.glob(pattern):
+                        try:
+                                os.unlink(p) if not os.path.isdir(p) or os.path.islink(p) \
+                                        else os.rmdir(p)
+                        except OSError:
+                                pass
 
 
 def files_url(sid, sub=""):

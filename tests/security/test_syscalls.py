@@ -2,6 +2,7 @@
 profile denies (through the x86-64, i386 and x32 ABIs), namespace and mount tricks, ptrace,
 setuid binaries. As the sandbox user and as root inside."""
 import json
+import secrets
 
 import pytest
 
@@ -207,17 +208,19 @@ def test_namespace_and_mount_tools_fail(server, sandbox, user):
 def test_chroot_escape_ends_in_the_sandbox_root(server, sandbox, canary):
         """The classic chroot break-out (chroot into a subdirectory, climb out with ..) can at
         most get back to the sandbox's own root."""
+        token = secrets.token_hex(8)
+        server.sh(sandbox, f"echo {token} > /root/warren-marker", user="root")
         code = ("import os\nos.makedirs('/tmp/j', exist_ok=True)\n"
                 "try:\n os.chroot('/tmp/j')\nexcept OSError as e:\n print('DENIED', e.errno)\n"
                 " raise SystemExit(0)\n"
                 "for _ in range(64): os.chdir('..')\nos.chroot('.')\n"
-                "print(open('/etc/hostname').read().strip())\n"
+                "print(open('/root/warren-marker').read().strip())\n"
                 f"print(os.path.exists('/tmp/{canary.name}'), os.path.exists('/root/{canary.name}'))\n")
         for user in USERS:
                 out = server.sh(sandbox, ["python3", "-c", code], user=user)
                 if out.startswith("DENIED"):
                         continue
-                assert out == f"{sandbox}\nFalse False\n", out
+                assert out == f"{token}\nFalse False\n", out
 
 
 def test_setuid_does_not_raise_privileges(server, sandbox):

@@ -216,13 +216,18 @@ static void test_lifecycle(void **state)
         child = fork();
         assert_true(child >= 0);
         if (child == 0) {
+                /* If the test dies, so do its children (and they would keep the group). */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
                 close(pipefd[1]);
                 if (read(pipefd[0], &c, 1) != 1)
                         _exit(1);
-                for (int i = 0; i < 5; i++)
-                        if (fork() == 0)
+                for (int i = 0; i < 5; i++) {
+                        if (fork() == 0) {
+                                prctl(PR_SET_PDEATHSIG, SIGKILL);
                                 for (;;)
                                         pause();
+                        }
+                }
                 for (;;)
                         pause();
         }
@@ -275,6 +280,7 @@ static int run_limited(const struct rt_limits *lim, void (*fn)(void))
         child = fork();
         assert_true(child >= 0);
         if (child == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
                 close(pipefd[1]);
                 if (read(pipefd[0], &c, 1) != 1)
                         _exit(1);

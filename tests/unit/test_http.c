@@ -240,6 +240,14 @@ static enum http_body_mode on_headers(struct http_req *req, void *ud)
                 req->user = st;
                 req->on_body = stream_on_body;
                 req->on_abort = stream_on_abort;
+                /* Hold the body until "the file is open", as the upload route does. */
+                http_req_pause(req);
+                struct pause_timer *pt = calloc(1, sizeof(*pt));
+                CHECK(pt);
+                pt->req = req;
+                uv_timer_init(&sv->loop, &pt->t);
+                pt->t.data = pt;
+                uv_timer_start(&pt->t, on_pause_timer, 20, 0);
                 return HTTP_BODY_STREAM;
         }
         if (!strcmp(p, "/reject")) {
@@ -259,6 +267,9 @@ static void on_request(struct http_req *req, void *ud)
         if (!strcmp(p, "/hello")) {
                 http_req_add_header(req, "X-Test", "yes");
                 http_respond(req, 200, "text/plain", "hello", 5);
+                /* The request stays readable until the handler returns (ASan checks). */
+                CHECK(!strcmp(req->path, "/hello") && req->peer[0]);
+                req->user = NULL;
         } else if (!strcmp(p, "/echo")) {
                 http_respond(req, 200, "application/octet-stream", req->body ? req->body : "",
                              req->body_len);

@@ -33,7 +33,7 @@
 #define JOB_WAIT_MS 20000
 
 static char tmpdir[64];
-static char data_dir[PATH_MAX], run_dir[PATH_MAX], init_path[PATH_MAX];
+static char data_dir[256], run_dir[256], init_path[PATH_MAX + 16];
 static char sandbox_id[32];
 static struct rt_instance inst;
 static bool created;
@@ -305,6 +305,35 @@ static int count_sandbox_procs(void)
         return count;
 }
 
+/* Processes whose parent is this test (zombies included). */
+static int count_children(void)
+{
+        DIR *d = opendir("/proc");
+        struct dirent *de;
+        int count = 0;
+
+        while ((de = readdir(d))) {
+                char path[300], buf[512];
+                int pid = atoi(de->d_name), ppid;
+                if (pid <= 0)
+                        continue;
+                snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                ssize_t n = read(fd, buf, sizeof(buf) - 1);
+                close(fd);
+                if (n <= 0)
+                        continue;
+                buf[n] = '\0';
+                char *p = strrchr(buf, ')');
+                if (p && sscanf(p + 1, " %*c %d", &ppid) == 1 && ppid == (int)getpid())
+                        count++;
+        }
+        closedir(d);
+        return count;
+}
+
 static int group_setup(void **state)
 {
         struct rt_config cfg = { .cgroup_mode = RT_CGROUP_AUTO };
@@ -392,6 +421,44 @@ static void test_isolation_user(void **state)
         assert_string_equal(v, "2");
         snprintf(host, sizeof(host), "\n%s\n", sandbox_id);
         assert_non_null(strstr(res.out, host));
+}
+
+/* warren-init itself, seen from the host: not host root, no_new_privs, seccomp. */
+static void test_init_confined(void **state)
+{
+        char path[64], v[64];
+        static char buf[8192];
+
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)inst.init_pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        ssize_t n = read(fd, buf + 1, sizeof(buf) - 2);
+        close(fd);
+        assert_true(n > 0);
+        buf[0] = '\n';
+        buf[n + 1] = '\0';
+        assert_non_null(status_field(buf, "Uid", v, sizeof(v)));
+        assert_true(strtoul(v, NULL, 10) >= RT_UID_RANGE);
+        assert_non_null(status_field(buf, "NoNewPrivs", v, sizeof(v)));
+        assert_string_equal(v, "1");
+        assert_non_null(status_field(buf, "Seccomp", v, sizeof(v)));
+        assert_string_equal(v, "2");
+}
+
+/* Root inside may kill every process of the sandbox but PID 1, the job's reaper included:
+ * the job still ends with its command's own status and output. */
+static void test_root_kill_all_keeps_job(void **state)
+{
+        static const char *argv[] = { "/bin/sh", "-c",
+                                      "sleep 100 & kill -9 -1; sleep 0.2; echo done", NULL };
+        static struct job_result res;
+
+        wait_job(ctl, spawn(ctl, argv, 0, 0, 10000, "/", NULL), &res);
+        assert_true(res.exited);
+        assert_int_equal(res.exit_code, 0);
+        assert_int_equal(res.timed_out, 0);
+        assert_string_equal(res.out, "done\n");
+        assert_true(rt_sandbox_alive(inst.init_pid, inst.init_starttime));
 }
 
 /* Root inside keeps exactly Docker's default capabilities, and is not host root. */
@@ -493,12 +560,35 @@ static void test_background_does_not_block_exit(void **state)
         assert_int_equal(res.exit_code, 0);
         assert_string_equal(res.out, "done\n");
         assert_true(util_ms_since(t0) < 5000);
-        assert_int_equal(count_sandbox_procs(), 1);
+        /* The sleep, and the job's reaper it stays under. */
+        assert_int_equal(count_sandbox_procs(), 2);
         /* KILLALL from PID 1 takes it down. */
         assert_int_equal(send_frame(ctl, PROTO_KILLALL, 0, 0, NULL, 0), 0);
         for (int i = 0; i < 100 && count_sandbox_procs() > 0; i++)
                 usleep(10000);
         assert_int_equal(count_sandbox_procs(), 0);
+}
+
+/* Descendants that outlive their command (double-forked, setsid'ed) do not hold EXIT back,
+ * and still die at the job's deadline. */
+static void test_deadline_kills_leftovers(void **state)
+{
+        static const char *argv[] = { "/bin/sh", "-c",
+                                      "(sleep 30 &); (setsid sleep 31 &); echo started", NULL };
+        static struct job_result res;
+        uint64_t t0 = util_now_ns();
+
+        wait_job(ctl, spawn(ctl, argv, RT_SANDBOX_UID, 0, 800, "/", NULL), &res);
+        assert_true(res.exited);
+        assert_int_equal(res.exit_code, 0);
+        assert_int_equal(res.timed_out, 0);
+        assert_string_equal(res.out, "started\n");
+        assert_true(util_ms_since(t0) < 700);
+        assert_true(count_sandbox_procs() >= 2);
+        while (count_sandbox_procs() > 0 && util_ms_since(t0) < 3000)
+                usleep(10000);
+        assert_int_equal(count_sandbox_procs(), 0);
+        assert_true(util_ms_since(t0) < 1800);
 }
 
 /* A malformed frame closes that connection only; warren-init keeps serving. */
@@ -573,10 +663,46 @@ static bool cgroup_left(void)
         return found;
 }
 
+/* A failure inside warren-init's setup (here: a template whose /proc is a symlink, which
+ * would send the proc mount elsewhere) comes back with warren-init's own message and errno,
+ * and the failed create leaves nothing behind. */
+static void test_create_failure_cleans_up(void **state)
+{
+        struct rt_spec spec = {
+                .id = "test-rt-broken",
+                .template = "broken",
+                .uid_base = 1000000000u + (uint32_t)((getpid() + 1) % 4096) * RT_UID_RANGE,
+                .limits = { .cpu_millis = 500, .memory_bytes = 64 * MiB, .pids = 16,
+                            .nofile = 256, .disk_bytes = 32 * MiB },
+        };
+        char err[RT_ERR_LEN] = "", path[PATH_MAX + 64];
+        struct rt_instance bad;
+        struct stat st;
+
+        snprintf(path, sizeof(path), "%s/templates/broken/rootfs", data_dir);
+        assert_int_equal(util_mkdir_p(path, 0755), 0);
+        snprintf(path, sizeof(path), "%s/templates/broken/rootfs/proc", data_dir);
+        assert_int_equal(symlink("/etc", path), 0);
+
+        assert_int_equal(rt_sandbox_create(&spec, &bad, NULL, err), -ENOTDIR);
+        assert_non_null(strstr(err, "warren-init"));
+        assert_non_null(strstr(err, "/proc"));
+        /* The cloned child was reaped: our only child is the main sandbox's warren-init. */
+        assert_int_equal(count_children(), 1);
+        snprintf(path, sizeof(path), "%s/sandboxes/%s", data_dir, spec.id);
+        assert_int_equal(stat(path, &st), -1);
+        snprintf(path, sizeof(path), "%s/sandboxes/%s", run_dir, spec.id);
+        assert_int_equal(stat(path, &st), -1);
+        snprintf(path, sizeof(path), "/sys/fs/cgroup/pids/warren/%s", spec.id);
+        assert_int_equal(stat(path, &st), -1);
+        snprintf(path, sizeof(path), "/sys/fs/cgroup/unified/warren/%s", spec.id);
+        assert_int_equal(stat(path, &st), -1);
+}
+
 /* Destroy leaves nothing: no process, no cgroup, no directories, no loop device. */
 static void test_destroy(void **state)
 {
-        char err[RT_ERR_LEN] = "", path[PATH_MAX];
+        char err[RT_ERR_LEN] = "", path[PATH_MAX + 64];
         struct stat st;
         uint64_t mem = 0, pids = 0;
 
@@ -611,12 +737,16 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_isolation_user),
                 cmocka_unit_test(test_isolation_root),
+                cmocka_unit_test(test_init_confined),
+                cmocka_unit_test(test_root_kill_all_keeps_job),
                 cmocka_unit_test(test_stdin),
                 cmocka_unit_test(test_pty),
                 cmocka_unit_test(test_exec_errors),
                 cmocka_unit_test(test_timeout_kills_tree),
                 cmocka_unit_test(test_background_does_not_block_exit),
+                cmocka_unit_test(test_deadline_kills_leftovers),
                 cmocka_unit_test(test_bad_frame),
+                cmocka_unit_test(test_create_failure_cleans_up),
                 cmocka_unit_test(test_destroy),
         };
 

@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -293,12 +294,65 @@ static void test_existing_empty_base(void **state)
         assert_int_equal(tpl_ensure_base("relative"), -EINVAL);
 }
 
+struct race {
+        const char *dir;
+        int r;
+};
+
+static void *race_main(void *arg)
+{
+        struct race *rc = arg;
+
+        rc->r = tpl_ensure_base(rc->dir);
+        return NULL;
+}
+
+/* Four threads build the same fresh base at once: all succeed, one copy wins, no build
+ * directory is left behind. */
+static void test_concurrent(void **state)
+{
+        char dir[512], path[PATH_MAX];
+        struct race rc[4];
+        pthread_t t[4];
+        struct dirent *e;
+        DIR *d;
+        int n = 0;
+
+        snprintf(dir, sizeof(dir), "%s/race", data_dir);
+        for (int i = 0; i < 4; i++) {
+                rc[i] = (struct race){ dir, -1 };
+                assert_int_equal(pthread_create(&t[i], NULL, race_main, &rc[i]), 0);
+        }
+        for (int i = 0; i < 4; i++) {
+                assert_int_equal(pthread_join(t[i], NULL), 0);
+                assert_int_equal(rc[i].r, 0);
+        }
+        assert_true(tpl_binds_host_usr(dir, "base"));
+        assert_int_equal(tpl_rootfs_path(dir, "base", path, sizeof(path)), 0);
+        snprintf(path, sizeof(path), "%s/templates", dir);
+        d = opendir(path);
+        assert_non_null(d);
+        while ((e = readdir(d)))
+                n += e->d_name[0] != '.';
+        closedir(d);
+        assert_int_equal(n, 1);
+        snprintf(path, sizeof(path), "%s/templates/base", dir);
+        d = opendir(path);
+        assert_non_null(d);
+        n = 0;
+        while ((e = readdir(d)))
+                n += e->d_name[0] != '.';
+        closedir(d);
+        assert_int_equal(n, 3); /* rootfs, bind-host-usr, template.json */
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_build_base),
                 cmocka_unit_test(test_second_call_noop),
                 cmocka_unit_test(test_existing_empty_base),
+                cmocka_unit_test(test_concurrent),
         };
 
         return cmocka_run_group_tests_name("template", tests, setup, teardown);
