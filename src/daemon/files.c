@@ -20,6 +20,7 @@
 
 #include "b64.h"
 #include "manager.h"
+#include "paths.h"
 #include "routes.h"
 #include "runtime.h"
 #include "util.h"
@@ -115,35 +116,6 @@ static void as_root(void)
 {
         setfsuid(0);
         setfsgid(0);
-}
-
-/* Split an absolute path into its parent and last component. The last component may not be
- * empty, "." or ".."; "/" has no last component. */
-static int split_path(const char *path, char *parent, size_t plen, char *base, size_t blen)
-{
-        size_t n = strlen(path);
-        while (n > 1 && path[n - 1] == '/')
-                n--;
-        if (n <= 1)
-                return -EINVAL;
-        const char *s = path + n;
-        while (s > path && s[-1] != '/')
-                s--;
-        size_t bl = (size_t)(path + n - s);
-        if (bl == 0 || bl >= blen || bl > 255)
-                return -ENAMETOOLONG;
-        memcpy(base, s, bl);
-        base[bl] = '\0';
-        if (!strcmp(base, ".") || !strcmp(base, ".."))
-                return -EINVAL;
-        size_t pl = (size_t)(s - path);
-        if (pl >= plen)
-                return -ENAMETOOLONG;
-        memcpy(parent, path, pl);
-        parent[pl] = '\0';
-        if (pl == 0)
-                strcpy(parent, "/");
-        return 0;
 }
 
 /* mkdir -p inside the root; returns an O_PATH fd of the directory. */
@@ -255,7 +227,7 @@ static int rm_tree_at(int parent, const char *name, int depth)
 static int do_write_one(int rootfd, struct fs_file *f)
 {
         char parent[FILES_MAX_PATH + 1], base[256];
-        int r = split_path(f->path, parent, sizeof(parent), base, sizeof(base));
+        int r = paths_split(f->path, parent, sizeof(parent), base, sizeof(base));
         if (r < 0)
                 return r;
         cleanup_free uint8_t *data = malloc(f->b64_len / 4 * 3 + 4);
@@ -389,11 +361,11 @@ static void fs_run(uv_work_t *w)
         }
         case F_STAT:
         case F_EXISTS:
-                if (strspn(op->path, "/") == strlen(op->path)) {
+                if (paths_is_root(op->path)) {
                         r = fstat(rootfd, &st) < 0 ? neg_errno() : 0;
                         snprintf(base, sizeof(base), "/");
                 } else {
-                        r = split_path(op->path, parent, sizeof(parent), base, sizeof(base));
+                        r = paths_split(op->path, parent, sizeof(parent), base, sizeof(base));
                         if (r == 0) {
                                 fd = openat2_in_root(rootfd, parent, O_PATH | O_DIRECTORY, 0);
                                 r = fd < 0 ? fd : 0;
@@ -432,7 +404,7 @@ static void fs_run(uv_work_t *w)
                 }
                 break;
         case F_REMOVE:
-                r = split_path(op->path, parent, sizeof(parent), base, sizeof(base));
+                r = paths_split(op->path, parent, sizeof(parent), base, sizeof(base));
                 if (r < 0)
                         break;
                 fd = openat2_in_root(rootfd, parent, O_PATH | O_DIRECTORY, 0);
@@ -454,9 +426,9 @@ static void fs_run(uv_work_t *w)
         case F_MOVE: {
                 char parent2[FILES_MAX_PATH + 1], base2[256];
                 int fd2;
-                r = split_path(op->path, parent, sizeof(parent), base, sizeof(base));
+                r = paths_split(op->path, parent, sizeof(parent), base, sizeof(base));
                 if (r == 0)
-                        r = split_path(op->path2, parent2, sizeof(parent2), base2, sizeof(base2));
+                        r = paths_split(op->path2, parent2, sizeof(parent2), base2, sizeof(base2));
                 if (r < 0)
                         break;
                 fd = openat2_in_root(rootfd, parent, O_PATH | O_DIRECTORY, 0);
@@ -475,7 +447,7 @@ static void fs_run(uv_work_t *w)
                 break;
         }
         case F_UPLOAD_OPEN: {
-                r = split_path(op->path, parent, sizeof(parent), base, sizeof(base));
+                r = paths_split(op->path, parent, sizeof(parent), base, sizeof(base));
                 if (r < 0)
                         break;
                 r = mkdir_p(rootfd, parent, &fd);
@@ -716,8 +688,9 @@ static void fs_done(uv_work_t *w, int status)
 /* Validate a sandbox path from the API: absolute, bounded, no NUL. */
 static int check_path(struct reqctx *c, const char *p, const char *field)
 {
-        if (!p || p[0] != '/' || strlen(p) > FILES_MAX_PATH) {
-                reply_error(c, 400, "invalid_request", "%s: expected an absolute path", field);
+        if (paths_check(p) < 0) {
+                reply_error(c, 400, "invalid_request",
+                            "%s: expected an absolute path of at most %d bytes", field, PATHS_MAX);
                 return -EINVAL;
         }
         return 0;
@@ -934,7 +907,7 @@ void files_route(struct reqctx *c, const char *id, const char *rest)
                         snprintf(op->path2, sizeof(op->path2), "%s", p2);
                 op->recursive = json_is_true(json_object_get(body, "recursive"));
                 json_decref(body);
-                if (kind == F_REMOVE && strspn(op->path, "/") == strlen(op->path)) {
+                if (kind == F_REMOVE && paths_is_root(op->path)) {
                         fsop_free(op);
                         reply_error(c, 400, "invalid_request", "path: refusing to remove /");
                         goto out;

@@ -181,7 +181,9 @@ static void record_status(struct manager *m, const char *id, const char *status,
         snprintf(rec.status, sizeof(rec.status), "%s", status);
         rec.init_pid = pid;
         rec.init_starttime = starttime;
-        if (strcmp(status, "stopped") == 0 && rec.stopped_at == 0)
+        /* Clients see "stopping" as "stopped" (sandbox_to_json): it has a stop time from the
+         * moment the stop begins. */
+        if ((!strcmp(status, "stopped") || !strcmp(status, "stopping")) && rec.stopped_at == 0)
                 rec.stopped_at = util_wall_s();
         if (error) {
                 free(rec.error);

@@ -22,6 +22,7 @@
 /* One process from /proc: its parent and whether it is still running (not a zombie). */
 struct pinfo {
         pid_t pid, ppid;
+        pid_t pgrp;
         bool live;
         int state; /* kill_descendants(): not yet known, in the subtree, or not */
 };
@@ -54,8 +55,8 @@ static int scan_procs(struct pinfo **ret, size_t *ret_n)
                 /* "pid (comm) S ppid ...": comm may hold spaces and ')'; take the last ')'. */
                 char *rp = strrchr(buf, ')');
                 char state;
-                int ppid;
-                if (!rp || sscanf(rp + 1, " %c %d", &state, &ppid) != 2)
+                int ppid, pgrp;
+                if (!rp || sscanf(rp + 1, " %c %d %d", &state, &ppid, &pgrp) != 3)
                         continue;
                 if (n == cap) {
                         size_t nc = cap ? cap * 2 : 64;
@@ -68,7 +69,7 @@ static int scan_procs(struct pinfo **ret, size_t *ret_n)
                         v = nv;
                         cap = nc;
                 }
-                v[n++] = (struct pinfo){ .pid = (pid_t)pid, .ppid = ppid,
+                v[n++] = (struct pinfo){ .pid = (pid_t)pid, .ppid = ppid, .pgrp = pgrp,
                                          .live = state != 'Z' && state != 'X' };
         }
         closedir(d);
@@ -145,6 +146,23 @@ static int kill_descendants(pid_t root)
                 }
                 while (depth > 0)
                         v[path[--depth]].state = verdict;
+        }
+        /* Process groups first: kill(-pgrp) signals every member at once, and the kernel
+         * orders it against fork (a child forked meanwhile is either in the group and
+         * killed, or never created), so a fork bomb in one group dies in one call instead
+         * of outrunning a /proc scan that shares the sandbox's CPU quota with it. A group
+         * seen on a process of the subtree was made inside it (each job has its own
+         * session), so only the subtree is hit; init's and the reaper's groups never are. */
+        pid_t own = getpgrp(), root_pgrp = getpgid(root);
+        for (size_t i = 0; i < n; i++) {
+                pid_t g = v[i].pgrp;
+                if (v[i].state != INSIDE || !v[i].live || g <= 1 || g == own || g == root_pgrp)
+                        continue;
+                bool done = false;
+                for (size_t j = 0; j < i && !done; j++)
+                        done = v[j].state == INSIDE && v[j].live && v[j].pgrp == g;
+                if (!done)
+                        kill(-g, SIGKILL);
         }
         for (size_t i = 0; i < n; i++)
                 if (v[i].state == INSIDE && v[i].live) {

@@ -58,8 +58,8 @@ static int read_file(int dirfd, const char *path, uint8_t **ret, size_t *ret_len
 
 static int run_one(int dirfd, const char *path, const char *shown)
 {
-        uint8_t *data;
-        size_t len;
+        uint8_t *data = NULL;
+        size_t len = 0;
         int r = read_file(dirfd, path, &data, &len);
 
         if (r < 0) {
