@@ -403,6 +403,14 @@ static int build_root(const struct launch_cfg *cfg, const char *root, char *err,
         cleanup_close int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (rootfd < 0)
                 return fail(err, errlen, neg_errno(), "open %s", root);
+        /* /etc/hostname says what gethostname() says. Written through the overlay while we
+         * are host root, so it lands in this sandbox's upper layer, like the template's files
+         * owned by a uid the sandbox does not map. */
+        char hn[HOST_NAME_MAX + 2];
+        snprintf(hn, sizeof(hn), "%s\n", cfg->str[LAUNCH_S_HOSTNAME]);
+        r = util_write_file_at(rootfd, "etc/hostname", hn, 0644);
+        if (r < 0)
+                return fail(err, errlen, r, "writing /etc/hostname");
         static const char *const points[] = { "usr", "proc", "dev", "sys" };
         for (size_t i = 0; i < ARRAY_SIZE(points); i++) {
                 r = ensure_mountpoint(rootfd, points[i], err, errlen);
