@@ -14,7 +14,7 @@
 
 #define WARREN_VERSION "0.1.0"
 
-enum kind { K_BYTES, K_CPUS, K_INT };
+enum kind { K_BYTES, K_CPUS, K_INT, K_BOOL };
 
 /* Environment variables holding numbers or quantities, with their defaults. */
 static const struct knob {
@@ -62,6 +62,15 @@ static const struct knob {
           "how long a stopped sandbox's files are kept before removal" },
         { "MAX_CONNECTIONS", K_INT, "10000", offsetof(struct config, max_connections),
           "open client connections" },
+        { "WARM_POOL_ENABLED", K_BOOL, "false", offsetof(struct config, warm_pool_enabled),
+          "keep ready sandboxes to hand out on create (true/false)" },
+        { "WARM_POOL_SIZE", K_INT, "5", offsetof(struct config, warm_pool_size),
+          "ready sandboxes per size class (template, cpus, memory, disk, network)" },
+        { "WARM_POOL_MAX_IDLE_MEMORY", K_BYTES, "1Gi",
+          offsetof(struct config, warm_pool_max_idle_memory),
+          "memory the idle pool may use (its cgroups' usage); refills stop above it" },
+        { "TEARDOWN_CONCURRENCY", K_INT, "2", offsetof(struct config, teardown_concurrency),
+          "sandbox teardowns (stop, delete) run in the background at once" },
 };
 
 void config_usage(FILE *f)
@@ -113,6 +122,14 @@ static int knob_set(struct config *cfg, const struct knob *k, const char *text)
                 if (r < 0)
                         return r;
                 *(uint64_t *)field = u;
+                return 0;
+        case K_BOOL:
+                if (!strcmp(text, "true") || !strcmp(text, "1") || !strcmp(text, "yes"))
+                        *(int64_t *)field = 1;
+                else if (!strcmp(text, "false") || !strcmp(text, "0") || !strcmp(text, "no"))
+                        *(int64_t *)field = 0;
+                else
+                        return -EINVAL;
                 return 0;
         case K_INT: {
                 char *end;
@@ -252,6 +269,12 @@ int config_load(struct config *cfg, int argc, char **argv, int *ret_argi)
                         return -ENAMETOOLONG;
                 strcpy(cfg->init_path, abs);
                 strcat(cfg->init_path, "/warren-init");
+        }
+        if (cfg->teardown_concurrency < 1 || cfg->teardown_concurrency > 64 ||
+            cfg->warm_pool_size > 1000) {
+                fprintf(stderr, "warrend: TEARDOWN_CONCURRENCY must be 1-64 and WARM_POOL_SIZE "
+                                "at most 1000\n");
+                return -EINVAL;
         }
         if (cfg->min_timeout_s < 1 || cfg->min_timeout_s > cfg->max_timeout_s ||
             cfg->default_timeout_s < cfg->min_timeout_s ||

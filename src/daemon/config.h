@@ -32,6 +32,10 @@ struct config {
         uint64_t max_upload;           /* MAX_UPLOAD (16Gi): largest streamed upload */
         int64_t retention_s;           /* RETENTION_SECONDS (86400): stopped -> removed */
         size_t max_connections;        /* MAX_CONNECTIONS (10000) */
+        int64_t warm_pool_enabled;     /* WARM_POOL_ENABLED (false) */
+        int64_t warm_pool_size;        /* WARM_POOL_SIZE (5): ready sandboxes per size class */
+        uint64_t warm_pool_max_idle_memory; /* WARM_POOL_MAX_IDLE_MEMORY (1Gi) */
+        int64_t teardown_concurrency;  /* TEARDOWN_CONCURRENCY (2) */
         char admin_key[128];           /* WARREN_ADMIN_KEY: bootstrap key instead of a random one */
 };
 

@@ -123,6 +123,17 @@ int main(int argc, char **argv)
         }
         if (bootstrap(&app) < 0)
                 return 1;
+        /* The warm pool's sandboxes belong to an organisation without keys until handed out. */
+        r = store_org_create(app.store, MGR_POOL_ORG, "warm pool");
+        if (r < 0 && r != -EEXIST) {
+                fprintf(stderr, "warrend: cannot create the pool organisation: %s\n",
+                        strerror(-r));
+                return 1;
+        }
+        /* Runtime work (creates, pool refills, teardowns) and file I/O share the libuv
+         * threadpool: give it room so background work does not starve requests. */
+        if (!getenv("UV_THREADPOOL_SIZE"))
+                setenv("UV_THREADPOOL_SIZE", "16", 1);
 
         struct rt_config rtc = {
                 .data_dir = app.cfg.data_dir,

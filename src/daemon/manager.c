@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 
+#include "quantity.h"
 #include "util.h"
 
 #define MGR_BUCKETS 4096
@@ -27,12 +29,15 @@
 /* How often stopped sandboxes past their retention are looked for. */
 #define MGR_SWEEP_MS 60000
 #define MGR_MAX_RECONNECTS 10
-
-struct waiter {
-        struct waiter *next;
-        mgr_done_cb cb;
-        void *ud;
-};
+/* Warm pool: size classes kept at once, the refill tick, how long a class other than the
+ * server's defaults stays pooled without demand, and how many pool creates run at once
+ * (normally one, two while a class is missing sandboxes that requests asked for). */
+#define MGR_POOL_MAX_CLASSES 8
+#define MGR_POOL_TICK_MS 1000
+#define MGR_POOL_IDLE_S 600
+#define MGR_POOL_FILL 1
+#define MGR_POOL_FILL_BUSY 2
+#define MGR_POOL_BUSY_S 10
 
 struct create_op {
         mgr_create_cb cb;
@@ -41,12 +46,35 @@ struct create_op {
         uint64_t started_ns;
 };
 
+/* A warm-pool size class and its ready sandboxes (FIFO: the oldest is handed out first). */
+struct pool_class {
+        struct manager *m;
+        bool in_use;
+        bool is_default; /* the server's defaults: always pooled */
+        char template[STORE_NAME_MAX];
+        uint64_t cpu_millis, memory_bytes, disk_bytes;
+        unsigned target, ready, creating;
+        uint64_t hits, misses;
+        int64_t last_used, last_miss;
+        struct sandbox *head, *tail;
+};
+
+struct work;
+
 struct manager {
         struct app *app;
         struct sandbox *buckets[MGR_BUCKETS];
         size_t live;
         uv_timer_t sweep;
         bool shut;
+        /* warm pool */
+        bool pool_enabled;
+        struct pool_class classes[MGR_POOL_MAX_CLASSES];
+        unsigned pool_creating;
+        uv_timer_t pool_timer;
+        /* teardown queue: at most cfg.teardown_concurrency stops/deletes run at once */
+        struct work *tq_head, *tq_tail;
+        unsigned td_running, td_queued;
 };
 
 enum work_kind { W_CREATE, W_STOP, W_DESTROY };
@@ -54,6 +82,7 @@ enum work_kind { W_CREATE, W_STOP, W_DESTROY };
 /* A runtime call on the threadpool. Inputs are copies: the live state may change meanwhile. */
 struct work {
         uv_work_t w;
+        struct work *next; /* teardown queue */
         struct manager *m;
         enum work_kind kind;
         char id[STORE_ID_MAX];
@@ -69,6 +98,11 @@ struct work {
 
 static void sb_agent_start(struct sandbox *sb);
 static void sb_begin_stop(struct sandbox *sb, const char *why);
+static void sb_begin_destroy(struct sandbox *sb);
+static void pool_unlink(struct sandbox *sb);
+static void pool_refill(struct manager *m);
+static int create_sandbox(struct manager *m, const struct mgr_create_args *args,
+                          struct pool_class *pool, mgr_create_cb cb, void *ud);
 
 /* ---- table ---- */
 
@@ -142,31 +176,6 @@ static void sb_free(struct sandbox *sb)
         json_decref(sb->env);
         sb->env = NULL;
         uv_close((uv_handle_t *)&sb->timer, sb_timer_closed);
-}
-
-static void sb_notify(struct sandbox *sb, int err, const char *msg)
-{
-        struct waiter *w = sb->waiters;
-        sb->waiters = NULL;
-        while (w) {
-                struct waiter *next = w->next;
-                if (w->cb)
-                        w->cb(w->ud, err, msg);
-                free(w);
-                w = next;
-        }
-}
-
-static int sb_wait(struct sandbox *sb, mgr_done_cb cb, void *ud)
-{
-        struct waiter *w = calloc(1, sizeof(*w));
-        if (!w)
-                return -ENOMEM;
-        w->cb = cb;
-        w->ud = ud;
-        w->next = sb->waiters;
-        sb->waiters = w;
-        return 0;
 }
 
 /* ---- store helpers ---- */
@@ -244,6 +253,58 @@ static int work_submit(struct work *k)
 /* ---- create ---- */
 
 /* Answer the create request (once). */
+/* Run a stop or destroy now if fewer than TEARDOWN_CONCURRENCY run, else queue it. */
+static int teardown_submit(struct work *k)
+{
+        struct manager *m = k->m;
+        if (m->td_running < (unsigned)m->app->cfg.teardown_concurrency) {
+                int r = work_submit(k);
+                if (r == 0)
+                        m->td_running++;
+                return r;
+        }
+        k->next = NULL;
+        if (m->tq_tail)
+                m->tq_tail->next = k;
+        else
+                m->tq_head = k;
+        m->tq_tail = k;
+        m->td_queued++;
+        return 0;
+}
+
+/* A teardown finished: start the next queued one. */
+static void teardown_next(struct manager *m)
+{
+        m->td_running--;
+        while (m->tq_head && m->td_running < (unsigned)m->app->cfg.teardown_concurrency) {
+                struct work *k = m->tq_head;
+                m->tq_head = k->next;
+                if (!m->tq_head)
+                        m->tq_tail = NULL;
+                m->td_queued--;
+                if (work_submit(k) == 0)
+                        m->td_running++;
+                else
+                        app_log("sandbox %s: cannot queue teardown", k->id);
+        }
+}
+
+/* SIGKILL warren-init now, on the loop (two syscalls, no waiting): its pid namespace dies
+ * with it, so a stop or delete can answer at once while the waiting and cleanup run in the
+ * background. The pidfd is checked against the start time, so a reused pid is never hit. */
+static void sb_kill_now(struct sandbox *sb)
+{
+        if (sb->init_pid <= 0)
+                return;
+        int fd = (int)syscall(SYS_pidfd_open, sb->init_pid, 0);
+        if (fd < 0)
+                return;
+        if (util_proc_starttime(sb->init_pid) == sb->init_starttime)
+                syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0);
+        close(fd);
+}
+
 static void create_done(struct sandbox *sb, int err, const char *msg)
 {
         struct create_op *op = sb->create;
@@ -311,13 +372,28 @@ static void on_agent_ready(struct agent *a, int status, void *ud)
                 sb->reconnects = 0;
                 if (sb->state == SB_CREATING) {
                         sb->state = SB_RUNNING;
-                        record_status(sb->mgr, sb->id, "running", sb->init_pid,
-                                      sb->init_starttime, NULL);
-                        expiry_arm(sb);
-                        app_log("sandbox %s: running (org %s, init pid %d)", sb->id, sb->org_id,
-                                (int)sb->init_pid);
+                        if (sb->pool) {
+                                /* Ready for the pool: no expiry until it is handed out. */
+                                struct pool_class *pc = sb->pool;
+                                record_status(sb->mgr, sb->id, "pooled", sb->init_pid,
+                                              sb->init_starttime, NULL);
+                                sb->pool_ready = true;
+                                sb->pool_next = NULL;
+                                if (pc->tail)
+                                        pc->tail->pool_next = sb;
+                                else
+                                        pc->head = sb;
+                                pc->tail = sb;
+                                pc->ready++;
+                        } else {
+                                record_status(sb->mgr, sb->id, "running", sb->init_pid,
+                                              sb->init_starttime, NULL);
+                                expiry_arm(sb);
+                                app_log("sandbox %s: running (org %s, init pid %d)", sb->id,
+                                        sb->org_id, (int)sb->init_pid);
+                        }
                         create_done(sb, 0, NULL);
-                } else if (sb->state == SB_RUNNING) {
+                } else if (sb->state == SB_RUNNING && !sb->pool) {
                         expiry_arm(sb);
                 }
                 return;
@@ -334,6 +410,11 @@ static void on_agent_ready(struct agent *a, int status, void *ud)
         }
         if (sb->state != SB_RUNNING)
                 return;
+        if (sb->pool) {
+                /* A pooled sandbox that does not answer is not worth saving. */
+                sb_begin_destroy(sb);
+                return;
+        }
         if (!rt_sandbox_alive(sb->init_pid, sb->init_starttime) ||
             ++sb->reconnects > MGR_MAX_RECONNECTS) {
                 app_log("sandbox %s: agent gone, stopping", sb->id);
@@ -365,6 +446,13 @@ static void on_agent_closed(struct agent *a, void *ud)
 
 int mgr_create(struct manager *m, const struct mgr_create_args *args, mgr_create_cb cb, void *ud)
 {
+        return create_sandbox(m, args, NULL, cb, ud);
+}
+
+/* Create a sandbox for a tenant (pool NULL) or for the warm pool. */
+static int create_sandbox(struct manager *m, const struct mgr_create_args *args,
+                          struct pool_class *pool, mgr_create_cb cb, void *ud)
+{
         struct store_sandbox rec = {};
         struct work *k;
         int64_t active;
@@ -373,11 +461,13 @@ int mgr_create(struct manager *m, const struct mgr_create_args *args, mgr_create
         uint8_t rnd[6];
         int r;
 
-        r = store_sandbox_count_active(m->app->store, args->org_id, &active);
-        if (r < 0)
-                return r;
-        if (active >= m->app->cfg.max_sandboxes_per_org)
-                return -EUSERS;
+        if (!pool) {
+                r = store_sandbox_count_active(m->app->store, args->org_id, &active);
+                if (r < 0)
+                        return r;
+                if (active >= m->app->cfg.max_sandboxes_per_org)
+                        return -EUSERS;
+        }
         r = store_uid_slot_free(m->app->store, MGR_UID_FIRST, RT_UID_RANGE, MGR_UID_SLOTS, &slot);
         if (r < 0)
                 return r;
@@ -419,6 +509,7 @@ int mgr_create(struct manager *m, const struct mgr_create_args *args, mgr_create
                 return -ENOMEM;
         }
         sb->state = SB_CREATING;
+        sb->pool = pool;
         sb->uid_base = rec.uid_base;
         sb->expires_at = rec.expires_at;
         sb->env = args->env ? json_incref(args->env) : json_object();
@@ -455,6 +546,11 @@ static void sb_begin_stop(struct sandbox *sb, const char *why)
         struct work *k;
         int r;
 
+        if (sb->pool) {
+                /* Pooled sandboxes belong to nobody: nothing to keep, delete instead. */
+                sb_begin_destroy(sb);
+                return;
+        }
         sb->state = SB_STOPPING;
         uv_timer_stop(&sb->timer);
         sb->timer_active = false;
@@ -464,10 +560,9 @@ static void sb_begin_stop(struct sandbox *sb, const char *why)
         record_status(sb->mgr, sb->id, "stopping", sb->init_pid, sb->init_starttime, NULL);
         r = work_queue(sb->mgr, W_STOP, sb, &k);
         if (r == 0)
-                r = work_submit(k);
+                r = teardown_submit(k);
         if (r < 0) {
                 app_log("sandbox %s: cannot queue stop: %s", sb->id, strerror(-r));
-                sb_notify(sb, r, "cannot stop the sandbox");
                 sb_free(sb);
         }
         (void)why;
@@ -478,6 +573,7 @@ static void sb_begin_destroy(struct sandbox *sb)
         struct work *k;
         int r;
 
+        pool_unlink(sb);
         sb->state = SB_DELETING;
         uv_timer_stop(&sb->timer);
         agent_free(sb->agent);
@@ -485,9 +581,9 @@ static void sb_begin_destroy(struct sandbox *sb)
         record_status(sb->mgr, sb->id, "deleting", sb->init_pid, sb->init_starttime, NULL);
         r = work_queue(sb->mgr, W_DESTROY, sb, &k);
         if (r == 0)
-                r = work_submit(k);
+                r = teardown_submit(k);
         if (r < 0) {
-                sb_notify(sb, r, "cannot delete the sandbox");
+                app_log("sandbox %s: cannot queue delete: %s", sb->id, strerror(-r));
                 sb_free(sb);
         }
 }
@@ -526,21 +622,22 @@ static void work_done(uv_work_t *w, int status)
                 sb_agent_start(sb);
                 break;
         case W_STOP:
+                teardown_next(m);
                 if (k->r < 0)
                         app_log("sandbox %s: stop: %s (%s)", k->id, k->err, strerror(-k->r));
                 record_status(m, k->id, "stopped", 0, 0, NULL);
                 app_log("sandbox %s: stopped", k->id);
                 if (sb && sb->state == SB_STOPPING) {
-                        /* A delete may have queued behind the stop: its waiter stays. */
+                        /* A delete may have arrived during the stop. */
                         if (sb->delete_after_stop) {
                                 sb_begin_destroy(sb);
                                 break;
                         }
-                        sb_notify(sb, 0, NULL);
                         sb_free(sb);
                 }
                 break;
         case W_DESTROY:
+                teardown_next(m);
                 if (k->r < 0) {
                         app_log("sandbox %s: delete: %s (%s)", k->id, k->err, strerror(-k->r));
                         record_status(m, k->id, "error", 0, 0, k->err);
@@ -548,18 +645,9 @@ static void work_done(uv_work_t *w, int status)
                         store_sandbox_delete(m->app->store, k->id);
                         app_log("sandbox %s: deleted", k->id);
                 }
-                if (sb && sb->state == SB_DELETING) {
-                        struct waiter *wt = sb->waiters;
-                        sb->waiters = NULL;
-                        while (wt) {
-                                struct waiter *next = wt->next;
-                                if (wt->cb)
-                                        wt->cb(wt->ud, k->r, k->r < 0 ? k->err : NULL);
-                                free(wt);
-                                wt = next;
-                        }
+                if (sb && sb->state == SB_DELETING)
                         sb_free(sb);
-                }
+                pool_refill(m); /* a uid slot or idle memory may have come free */
                 break;
         }
         free(k);
@@ -586,18 +674,21 @@ int mgr_stop(struct manager *m, const char *id, mgr_done_cb cb, void *ud)
         }
         switch (sb->state) {
         case SB_CREATING:
-        case SB_DELETING:
                 return -EBUSY;
+        case SB_DELETING:
+                return -ENOENT;
         case SB_STOPPING:
-                return sb_wait(sb, cb, ud);
+                break;
         case SB_RUNNING:
-                r = sb_wait(sb, cb, ud);
-                if (r < 0)
-                        return r;
+                /* Every process dies now; waiting for the cgroup to empty and the cleanup run
+                 * in the background (bounded by TEARDOWN_CONCURRENCY). */
+                sb_kill_now(sb);
                 sb_begin_stop(sb, "request");
-                return 0;
+                break;
         }
-        return -EINVAL;
+        if (cb)
+                cb(ud, 0, NULL);
+        return 0;
 }
 
 int mgr_delete(struct manager *m, const char *id, mgr_done_cb cb, void *ud)
@@ -611,21 +702,20 @@ int mgr_delete(struct manager *m, const char *id, mgr_done_cb cb, void *ud)
                 case SB_CREATING:
                         return -EBUSY;
                 case SB_DELETING:
-                        return sb_wait(sb, cb, ud);
+                        break;
                 case SB_STOPPING:
-                        /* Delete once the stop is done (see work_done). Stop waiters are
-                         * answered when the delete completes. */
-                        r = sb_wait(sb, cb, ud);
-                        if (r == 0)
-                                sb->delete_after_stop = true;
-                        return r;
+                        /* Destroy once the stop is done (see work_done); hidden from now. */
+                        sb->delete_after_stop = true;
+                        record_status(m, id, "deleting", sb->init_pid, sb->init_starttime, NULL);
+                        break;
                 case SB_RUNNING:
-                        r = sb_wait(sb, cb, ud);
-                        if (r < 0)
-                                return r;
+                        sb_kill_now(sb);
                         sb_begin_destroy(sb);
-                        return 0;
+                        break;
                 }
+                if (cb)
+                        cb(ud, 0, NULL);
+                return 0;
         }
         r = store_sandbox_get(m->app->store, id, &rec);
         if (r < 0)
@@ -639,13 +729,250 @@ int mgr_delete(struct manager *m, const char *id, mgr_done_cb cb, void *ud)
         sb->init_starttime = rec.init_starttime;
         sb->uid_base = rec.uid_base;
         store_sandbox_clear(&rec);
-        r = sb_wait(sb, cb, ud);
-        if (r < 0) {
-                sb_free(sb);
-                return r;
-        }
         sb_begin_destroy(sb);
+        if (cb)
+                cb(ud, 0, NULL);
         return 0;
+}
+
+/* ---- warm pool ---- */
+
+static struct pool_class *class_find(struct manager *m, const char *template, uint64_t cpu,
+                                     uint64_t mem, uint64_t disk)
+{
+        for (unsigned i = 0; i < MGR_POOL_MAX_CLASSES; i++) {
+                struct pool_class *pc = &m->classes[i];
+                if (pc->in_use && pc->cpu_millis == cpu && pc->memory_bytes == mem &&
+                    pc->disk_bytes == disk && strcmp(pc->template, template) == 0)
+                        return pc;
+        }
+        return NULL;
+}
+
+/* Register a class (NULL when all slots are taken). */
+static struct pool_class *class_add(struct manager *m, const char *template, uint64_t cpu,
+                                    uint64_t mem, uint64_t disk, bool is_default)
+{
+        for (unsigned i = 0; i < MGR_POOL_MAX_CLASSES; i++) {
+                struct pool_class *pc = &m->classes[i];
+                if (pc->in_use)
+                        continue;
+                memset(pc, 0, sizeof(*pc));
+                pc->m = m;
+                pc->in_use = true;
+                pc->is_default = is_default;
+                snprintf(pc->template, sizeof(pc->template), "%s", template);
+                pc->cpu_millis = cpu;
+                pc->memory_bytes = mem;
+                pc->disk_bytes = disk;
+                pc->target = (unsigned)m->app->cfg.warm_pool_size;
+                pc->last_used = util_wall_s();
+                return pc;
+        }
+        return NULL;
+}
+
+/* Take sb out of its class (ready list and pointer). */
+static void pool_unlink(struct sandbox *sb)
+{
+        struct pool_class *pc = sb->pool;
+        if (!pc)
+                return;
+        if (sb->pool_ready) {
+                struct sandbox *prev = NULL;
+                for (struct sandbox *x = pc->head; x; prev = x, x = x->pool_next) {
+                        if (x != sb)
+                                continue;
+                        if (prev)
+                                prev->pool_next = x->pool_next;
+                        else
+                                pc->head = x->pool_next;
+                        if (pc->tail == x)
+                                pc->tail = prev;
+                        break;
+                }
+                pc->ready--;
+                sb->pool_ready = false;
+        }
+        sb->pool_next = NULL;
+        sb->pool = NULL;
+}
+
+static void pool_created(void *ud, int err, const char *msg, const char *sb_id,
+                         const struct rt_metrics *metrics)
+{
+        struct pool_class *pc = ud;
+        pc->creating--;
+        pc->m->pool_creating--;
+        if (err < 0)
+                app_log("warm pool: a create failed: %s", msg ? msg : strerror(-err));
+        else
+                pool_refill(pc->m);
+}
+
+/* Memory the idle pool uses now, from its sandboxes' cgroups (kernel counters). */
+static uint64_t pool_idle_memory(struct manager *m)
+{
+        uint64_t sum = 0;
+        for (unsigned i = 0; i < MGR_POOL_MAX_CLASSES; i++) {
+                for (struct sandbox *sb = m->classes[i].head; sb; sb = sb->pool_next) {
+                        uint64_t mem = 0, pids;
+                        if (rt_sandbox_usage(sb->id, &mem, &pids) == 0)
+                                sum += mem;
+                }
+        }
+        return sum;
+}
+
+/* Start pool creates where classes are short, within the fill concurrency and the idle
+ * memory cap. Cheap to call often. */
+static void pool_refill(struct manager *m)
+{
+        if (!m->pool_enabled || m->shut)
+                return;
+        int64_t now = util_wall_s();
+        unsigned limit = MGR_POOL_FILL;
+        for (unsigned i = 0; i < MGR_POOL_MAX_CLASSES; i++)
+                if (m->classes[i].in_use && now - m->classes[i].last_miss < MGR_POOL_BUSY_S)
+                        limit = MGR_POOL_FILL_BUSY;
+        if (m->pool_creating >= limit)
+                return;
+        if (pool_idle_memory(m) >= m->app->cfg.warm_pool_max_idle_memory)
+                return;
+        for (unsigned i = 0; i < MGR_POOL_MAX_CLASSES && m->pool_creating < limit; i++) {
+                struct pool_class *pc = &m->classes[i];
+                while (pc->in_use && pc->ready + pc->creating < pc->target &&
+                       m->pool_creating < limit) {
+                        struct mgr_create_args a = {
+                                .org_id = MGR_POOL_ORG,
+                                .cpu_millis = pc->cpu_millis,
+                                .memory_bytes = pc->memory_bytes,
+                                .disk_bytes = pc->disk_bytes,
+                                .timeout_s = 0,
+                                .template = pc->template,
+                                .isolation = "container",
+                        };
+                        pc->creating++;
+                        m->pool_creating++;
+                        int r = create_sandbox(m, &a, pc, pool_created, pc);
+                        if (r < 0) {
+                                pc->creating--;
+                                m->pool_creating--;
+                                if (r != -ENOSPC)
+                                        app_log("warm pool: cannot start a create: %s",
+                                                strerror(-r));
+                                return;
+                        }
+                }
+        }
+}
+
+/* Every tick: shrink classes nobody asked for lately, then refill. */
+static void pool_tick(uv_timer_t *t)
+{
+        struct manager *m = t->data;
+        int64_t now = util_wall_s();
+        for (unsigned i = 0; i < MGR_POOL_MAX_CLASSES; i++) {
+                struct pool_class *pc = &m->classes[i];
+                if (!pc->in_use)
+                        continue;
+                if (!pc->is_default && now - pc->last_used >= MGR_POOL_IDLE_S) {
+                        pc->target = 0;
+                        if (pc->creating == 0 && pc->ready == 0)
+                                pc->in_use = false;
+                }
+                /* Above target (a shrunk class, or a restart with a smaller pool): the
+                 * oldest ready ones go. */
+                while (pc->ready > pc->target && pc->head)
+                        sb_begin_destroy(pc->head);
+        }
+        pool_refill(m);
+}
+
+int mgr_pool_take(struct manager *m, const struct mgr_create_args *args, char *ret_id,
+                  size_t id_len)
+{
+        if (!m->pool_enabled)
+                return -ENOENT;
+        struct pool_class *pc = class_find(m, args->template, args->cpu_millis,
+                                           args->memory_bytes, args->disk_bytes);
+        int64_t now = util_wall_s();
+        if (!pc) {
+                pc = class_add(m, args->template, args->cpu_millis, args->memory_bytes,
+                               args->disk_bytes, false);
+                if (pc) {
+                        pc->misses++;
+                        pc->last_miss = now;
+                        pool_refill(m);
+                }
+                return -ENOENT;
+        }
+        pc->last_used = now;
+        while (pc->head) {
+                struct sandbox *sb = pc->head;
+                pool_unlink(sb);
+                if (!agent_ready(sb->agent) ||
+                    !rt_sandbox_alive(sb->init_pid, sb->init_starttime)) {
+                        sb_begin_destroy(sb);
+                        continue;
+                }
+                /* Hand it over: the record becomes the tenant's. */
+                struct store_sandbox rec = {};
+                snprintf(rec.id, sizeof(rec.id), "%s", sb->id);
+                snprintf(rec.org_id, sizeof(rec.org_id), "%s", args->org_id);
+                snprintf(rec.status, sizeof(rec.status), "running");
+                rec.created_at = now;
+                rec.expires_at = now + args->timeout_s;
+                rec.timeout_s = args->timeout_s;
+                rec.env_json = args->env ? json_dumps(args->env, JSON_COMPACT) : NULL;
+                int r = store_sandbox_assign(m->app->store, &rec);
+                free(rec.env_json);
+                if (r < 0) {
+                        app_log("warm pool: cannot assign %s: %s", sb->id, strerror(-r));
+                        sb_begin_destroy(sb);
+                        continue;
+                }
+                snprintf(sb->org_id, sizeof(sb->org_id), "%s", args->org_id);
+                json_decref(sb->env);
+                sb->env = args->env ? json_incref(args->env) : json_object();
+                sb->expires_at = rec.expires_at;
+                expiry_arm(sb);
+                pc->hits++;
+                snprintf(ret_id, id_len, "%s", sb->id);
+                app_log("sandbox %s: handed out by the warm pool (org %s)", sb->id, sb->org_id);
+                pool_refill(m);
+                return 0;
+        }
+        pc->misses++;
+        pc->last_miss = now;
+        pool_refill(m);
+        return -ENOENT;
+}
+
+json_t *mgr_pool_json(struct manager *m)
+{
+        json_t *arr = json_array();
+        for (unsigned i = 0; i < MGR_POOL_MAX_CLASSES; i++) {
+                struct pool_class *pc = &m->classes[i];
+                char cpus[32], mem[32], disk[32];
+                if (!pc->in_use)
+                        continue;
+                qty_format_cpus(pc->cpu_millis, cpus, sizeof(cpus));
+                qty_format_bytes(pc->memory_bytes, mem, sizeof(mem));
+                qty_format_bytes(pc->disk_bytes, disk, sizeof(disk));
+                json_array_append_new(
+                        arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:I, s:I}",
+                                       "template", pc->template, "cpus", cpus, "memory", mem,
+                                       "disk", disk, "network", "none", "ready", (int)pc->ready,
+                                       "creating", (int)pc->creating, "target", (int)pc->target,
+                                       "hits", (json_int_t)pc->hits, "misses",
+                                       (json_int_t)pc->misses));
+        }
+        return json_pack("{s:b, s:o, s:I, s:{s:i, s:i, s:i}}", "enabled", m->pool_enabled,
+                         "classes", arr, "idle_memory_bytes",
+                         (json_int_t)pool_idle_memory(m), "teardown", "queued",
+                         (int)m->td_queued, "running", (int)m->td_running, "concurrency",
+                         (int)m->app->cfg.teardown_concurrency);
 }
 
 /* ---- adoption and retention ---- */
@@ -706,6 +1033,42 @@ int mgr_adopt(struct manager *m)
                 if (strcmp(rec->status, "deleting") == 0) {
                         app_log("sandbox %s: finishing an interrupted delete", rec->id);
                         sb_begin_destroy(sb);
+                } else if (strcmp(rec->org_id, MGR_POOL_ORG) == 0) {
+                        /* A warm-pool sandbox: back into its class if the pool is on and it
+                         * is alive and was ready (it joins the ready list on HELLO, as a new
+                         * one would); otherwise it goes. */
+                        struct pool_class *pc = NULL;
+                        if (m->pool_enabled && alive && !strcmp(rec->status, "pooled")) {
+                                pc = class_find(m, rec->template, (uint64_t)rec->cpu_millis,
+                                                (uint64_t)rec->memory_bytes,
+                                                (uint64_t)rec->disk_bytes);
+                                if (!pc)
+                                        pc = class_add(m, rec->template,
+                                                       (uint64_t)rec->cpu_millis,
+                                                       (uint64_t)rec->memory_bytes,
+                                                       (uint64_t)rec->disk_bytes, false);
+                        }
+                        struct create_op *op = pc ? calloc(1, sizeof(*op)) : NULL;
+                        if (op) {
+                                /* Counted as "creating" until its HELLO, exactly like a new
+                                 * pool sandbox (pool_created settles it either way), so the
+                                 * refill does not make a replacement meanwhile. */
+                                op->cb = pool_created;
+                                op->ud = pc;
+                                op->started_ns = util_now_ns();
+                                sb->create = op;
+                                pc->creating++;
+                                m->pool_creating++;
+                                sb->state = SB_CREATING;
+                                sb->pool = pc;
+                                sb->ctl_path = strdup(path);
+                                app_log("sandbox %s: adopted into the warm pool", rec->id);
+                                sb_agent_start(sb);
+                        } else {
+                                app_log("sandbox %s: warm-pool sandbox %s, removing", rec->id,
+                                        m->pool_enabled ? "gone" : "not needed (pool off)");
+                                sb_begin_destroy(sb);
+                        }
                 } else if (strcmp(rec->status, "running") == 0 && alive && rec->expires_at > now) {
                         sb->state = SB_RUNNING;
                         sb->ctl_path = strdup(path);
@@ -720,6 +1083,7 @@ int mgr_adopt(struct manager *m)
                 free(rec->env_json);
                 free(row);
         }
+        pool_refill(m);
         return 0;
 }
 
@@ -754,6 +1118,16 @@ int mgr_new(struct app *app, struct manager **ret)
         m->sweep.data = m;
         uv_timer_start(&m->sweep, sweep_fire, 1000, MGR_SWEEP_MS);
         uv_unref((uv_handle_t *)&m->sweep);
+        uv_timer_init(app->loop, &m->pool_timer);
+        m->pool_timer.data = m;
+        m->pool_enabled = app->cfg.warm_pool_enabled && app->cfg.warm_pool_size > 0;
+        if (m->pool_enabled) {
+                /* The server's defaults are always pooled; other classes join on demand. */
+                class_add(m, "base", app->cfg.default_cpu_millis, app->cfg.default_memory,
+                          app->cfg.default_disk, true);
+                uv_timer_start(&m->pool_timer, pool_tick, MGR_POOL_TICK_MS, MGR_POOL_TICK_MS);
+                uv_unref((uv_handle_t *)&m->pool_timer);
+        }
         *ret = m;
         return 0;
 }
@@ -763,6 +1137,8 @@ void mgr_shutdown(struct manager *m)
         m->shut = true;
         uv_timer_stop(&m->sweep);
         uv_close((uv_handle_t *)&m->sweep, NULL);
+        uv_timer_stop(&m->pool_timer);
+        uv_close((uv_handle_t *)&m->pool_timer, NULL);
         for (unsigned b = 0; b < MGR_BUCKETS; b++) {
                 for (struct sandbox *sb = m->buckets[b]; sb; sb = sb->next) {
                         uv_timer_stop(&sb->timer);

@@ -41,10 +41,17 @@ struct sandbox {
         uv_timer_t timer;   /* expiry, or agent reconnect */
         bool timer_active;
         int reconnects;     /* consecutive failed agent connections */
-        struct waiter *waiters; /* callbacks waiting for the current operation */
         struct create_op *create; /* the create request, while CREATING */
         bool delete_after_stop;   /* a delete arrived while STOPPING */
+        struct pool_class *pool;  /* the warm-pool class it is made for or waits in; NULL
+                                   * once handed out (or never pooled) */
+        bool pool_ready;          /* in pool->ready: running, never used, waiting */
+        struct sandbox *pool_next;
 };
+
+/* The organisation that owns warm-pool sandboxes until they are handed out. It has no keys,
+ * so no request can reach a pooled sandbox. */
+#define MGR_POOL_ORG "org_pool"
 
 /* Completion of a lifecycle operation: err 0 or negative errno, msg a cause or NULL. */
 typedef void (*mgr_done_cb)(void *ud, int err, const char *msg);
@@ -74,13 +81,26 @@ struct sandbox *mgr_find(struct manager *m, const char *id);
 /* Start creating a sandbox. Errors before any work starts are returned directly (then cb is
  * never called): -EUSERS quota, -ENOSPC no uid range left. */
 int mgr_create(struct manager *m, const struct mgr_create_args *args, mgr_create_cb cb, void *ud);
-/* Stop a sandbox: every process killed, record kept as "stopped". Fine if already stopped.
- * -EBUSY while it is being created or deleted. */
+/* Stop a sandbox: warren-init is SIGKILLed at once (its pid namespace dies with it) and cb
+ * runs before returning; waiting for the cgroup to empty runs in the background. The record
+ * is kept as "stopped". Fine if already stopped. -EBUSY while it is being created, -ENOENT
+ * while it is being deleted. */
 int mgr_stop(struct manager *m, const char *id, mgr_done_cb cb, void *ud);
-/* Stop if needed, then remove processes, cgroups, disk and record. */
+/* Delete: like stop, then cgroups, disk and record are removed in the background (the record
+ * is hidden from the API at once, as "deleting"; a crash midway is finished on start). cb
+ * runs before returning. */
 int mgr_delete(struct manager *m, const char *id, mgr_done_cb cb, void *ud);
 
 /* Number of live sandboxes. */
 size_t mgr_live_count(const struct manager *m);
+
+/* Warm pool: hand a ready sandbox of the class of args to args->org_id, or -ENOENT (a miss:
+ * the caller takes the cold path; the class is registered for pooling). On success *ret_id
+ * names the sandbox, already running and assigned (org, env, timeout). Quota is the
+ * caller's to check. */
+int mgr_pool_take(struct manager *m, const struct mgr_create_args *args, char *ret_id,
+                  size_t id_len);
+/* The pool and teardown state as JSON (GET /api/v1/pool). */
+json_t *mgr_pool_json(struct manager *m);
 
 #endif

@@ -65,7 +65,8 @@ int lookup_sandbox(struct reqctx *c, const char *id, struct store_sandbox *ret)
         int r = store_sandbox_get(c->app->store, id, &rec);
         if (r < 0)
                 return r;
-        if (strcmp(rec.org_id, c->org_id) != 0) {
+        /* Being deleted: gone as far as clients are concerned. */
+        if (strcmp(rec.org_id, c->org_id) != 0 || strcmp(rec.status, "deleting") == 0) {
                 store_sandbox_clear(&rec);
                 return -ENOENT;
         }
@@ -157,21 +158,11 @@ json_t *parse_body(struct reqctx *c, bool required)
         return j;
 }
 
-static void create_cb(void *ud, int err, const char *msg, const char *sb_id,
-                      const struct rt_metrics *metrics)
+/* Answer a successful create with the record and the measured startup phases. */
+static void create_reply(struct reqctx *c, const char *sb_id, const struct rt_metrics *metrics,
+                         bool pool_hit)
 {
-        struct reqctx *c = ud;
         struct store_sandbox rec = {};
-
-        if (err < 0) {
-                const char *code;
-                int status = errno_to_http(err, &code);
-                if (status < 500)
-                        status = 500, code = "internal";
-                reply_error(c, status, code, "sandbox could not be started: %s",
-                            msg ? msg : strerror(-err));
-                return;
-        }
         if (store_sandbox_get(c->app->store, sb_id, &rec) < 0) {
                 reply_error(c, 500, "internal", "sandbox record vanished");
                 return;
@@ -182,8 +173,25 @@ static void create_cb(void *ud, int err, const char *msg, const char *sb_id,
                             json_pack("{s:f, s:f, s:f, s:f, s:b}", "total_ms", metrics->total_ms,
                                       "disk_ms", metrics->disk_ms, "cgroup_ms",
                                       metrics->cgroup_ms, "spawn_ms", metrics->spawn_ms,
-                                      "pool_hit", 0));
+                                      "pool_hit", pool_hit));
         reply_json(c, 201, o);
+}
+
+static void create_cb(void *ud, int err, const char *msg, const char *sb_id,
+                      const struct rt_metrics *metrics)
+{
+        struct reqctx *c = ud;
+
+        if (err < 0) {
+                const char *code;
+                int status = errno_to_http(err, &code);
+                if (status < 500)
+                        status = 500, code = "internal";
+                reply_error(c, status, code, "sandbox could not be started: %s",
+                            msg ? msg : strerror(-err));
+                return;
+        }
+        create_reply(c, sb_id, metrics, false);
 }
 
 static void handle_create(struct reqctx *c)
@@ -276,7 +284,20 @@ static void handle_create(struct reqctx *c)
                             a.template);
                 goto out;
         }
-        r = mgr_create(c->app->mgr, &a, create_cb, c);
+        /* The warm pool first: a ready sandbox of the same class, assigned to the caller.
+         * The quota is checked here for it; mgr_create checks it for the cold path. */
+        int64_t active;
+        r = store_sandbox_count_active(c->app->store, c->org_id, &active);
+        if (r == 0 && active >= cfg->max_sandboxes_per_org)
+                r = -EUSERS;
+        char pooled_id[STORE_ID_MAX];
+        if (r == 0 && mgr_pool_take(c->app->mgr, &a, pooled_id, sizeof(pooled_id)) == 0) {
+                struct rt_metrics pm = { .total_ms = util_ms_since(c->req->started_ns) };
+                create_reply(c, pooled_id, &pm, true);
+                goto out;
+        }
+        if (r == 0)
+                r = mgr_create(c->app->mgr, &a, create_cb, c);
         if (r == -EUSERS)
                 reply_error(c, 429, "quota_exceeded",
                             "this organisation already has %lld sandboxes that are not stopped "
@@ -884,6 +905,16 @@ void routes_on_request(struct http_req *req, void *ud)
                 if (m != HTTP_M_GET)
                         return method_not_allowed(c);
                 return handle_list(c);
+        }
+        if (strcmp(path, "/api/v1/pool") == 0) {
+                if (m != HTTP_M_GET)
+                        return method_not_allowed(c);
+                if (strcmp(c->role, "admin") != 0) {
+                        reply_error(c, 403, "forbidden", "an admin key is required");
+                        return;
+                }
+                reply_json(c, 200, mgr_pool_json(c->app->mgr));
+                return;
         }
         if (strcmp(path, "/api/v1/templates") == 0) {
                 if (m != HTTP_M_GET)

@@ -222,6 +222,35 @@ int store_sandbox_update(struct store *st, const struct store_sandbox *sb)
         return sqlite3_changes(st->db) > 0 ? 0 : -ENOENT;
 }
 
+/* Hand a sandbox to a tenant (warm pool): overwrite org, status, times, timeout and env of
+ * the row sb->id. -ENOENT if there is no such row or the organisation does not exist. */
+int store_sandbox_assign(struct store *st, const struct store_sandbox *sb)
+{
+        cleanup_stmt sqlite3_stmt *s = NULL;
+        int r;
+
+        if (!sb || !sb->id[0])
+                return -EINVAL;
+        r = store_stmt(st, STMT_SB_ASSIGN,
+                       "UPDATE sandboxes SET org_id = ?2, status = ?3, created_at = ?4,"
+                       " expires_at = ?5, timeout_s = ?6, env_json = ?7 WHERE id = ?1",
+                       &s);
+        if (r < 0)
+                return r;
+        if ((r = store_bind_field(s, 1, sb->id, sizeof(sb->id))) < 0 ||
+            (r = store_bind_field(s, 2, sb->org_id, sizeof(sb->org_id))) < 0 ||
+            (r = store_bind_field(s, 3, sb->status, sizeof(sb->status))) < 0 ||
+            (r = store_errno(sqlite3_bind_int64(s, 4, sb->created_at))) < 0 ||
+            (r = store_errno(sqlite3_bind_int64(s, 5, sb->expires_at))) < 0 ||
+            (r = store_errno(sqlite3_bind_int64(s, 6, sb->timeout_s))) < 0 ||
+            (r = store_bind_opt(s, 7, sb->env_json)) < 0)
+                return r;
+        r = store_step_done(st, s);
+        if (r < 0)
+                return r;
+        return sqlite3_changes(st->db) > 0 ? 0 : -ENOENT;
+}
+
 /* Read the row with this id into *ret (the caller clears it). -ENOENT if missing. */
 int store_sandbox_get(struct store *st, const char *id, struct store_sandbox *ret)
 {
@@ -273,11 +302,13 @@ static int count_org(struct store *st, const char *org_id, const char *status, i
 
         if (status)
                 r = store_stmt(st, STMT_SB_COUNT_STATUS,
-                               "SELECT count(*) FROM sandboxes WHERE org_id = ?1 AND status = ?2",
+                               "SELECT count(*) FROM sandboxes WHERE org_id = ?1 AND (status = ?2"
+                               " OR (?2 = 'stopped' AND status = 'stopping'))",
                                &s);
         else
                 r = store_stmt(st, STMT_SB_COUNT_ALL,
-                               "SELECT count(*) FROM sandboxes WHERE org_id = ?1", &s);
+                               "SELECT count(*) FROM sandboxes WHERE org_id = ?1"
+                               " AND status != 'deleting'", &s);
         if (r < 0)
                 return r;
         if ((r = store_bind_opt(s, 1, org_id)) < 0 ||
@@ -296,7 +327,7 @@ int store_sandbox_list(struct store *st, const char *org_id, const char *status,
                        void *ud, int64_t *ret_total)
 {
         cleanup_stmt sqlite3_stmt *s = NULL;
-        int64_t total;
+        int64_t total = 0;
         int r;
 
         if (!org_id || !cb || offset < 0)
@@ -309,11 +340,13 @@ int store_sandbox_list(struct store *st, const char *org_id, const char *status,
         if (status)
                 r = store_stmt(st, STMT_SB_LIST_STATUS,
                                "SELECT " SB_COLUMNS " FROM sandboxes WHERE org_id = ?1 AND"
-                               " status = ?2 ORDER BY created_at DESC, id DESC LIMIT ?3 OFFSET ?4",
+                               " (status = ?2 OR (?2 = 'stopped' AND status = 'stopping'))"
+                               " ORDER BY created_at DESC, id DESC LIMIT ?3 OFFSET ?4",
                                &s);
         else
                 r = store_stmt(st, STMT_SB_LIST_ALL,
                                "SELECT " SB_COLUMNS " FROM sandboxes WHERE org_id = ?1"
+                               " AND status != 'deleting'"
                                " ORDER BY created_at DESC, id DESC LIMIT ?3 OFFSET ?4",
                                &s);
         if (r < 0)
@@ -379,7 +412,8 @@ int store_sandbox_count_active(struct store *st, const char *org_id, int64_t *re
         if (!org_id || !ret)
                 return -EINVAL;
         r = store_stmt(st, STMT_SB_COUNT_ACTIVE,
-                       "SELECT count(*) FROM sandboxes WHERE org_id = ?1 AND status != 'stopped'",
+                       "SELECT count(*) FROM sandboxes WHERE org_id = ?1 AND"
+                       " status IN ('creating', 'running')",
                        &s);
         if (r < 0)
                 return r;

@@ -68,11 +68,14 @@ int store_sandbox_insert(struct store *st, const struct store_sandbox *sb);
 /* Overwrite the mutable fields (status, stopped_at, init_pid, init_starttime, error,
  * expires_at) of the row with sb->id. -ENOENT if missing. */
 int store_sandbox_update(struct store *st, const struct store_sandbox *sb);
+/* Hand a sandbox to a tenant (warm pool): overwrite org_id, status, created_at, expires_at,
+ * timeout_s and env_json of the row sb->id. -ENOENT if missing (or the org is). */
+int store_sandbox_assign(struct store *st, const struct store_sandbox *sb);
 int store_sandbox_get(struct store *st, const char *id, struct store_sandbox *ret);
 int store_sandbox_delete(struct store *st, const char *id);
 
-/* List an organisation's sandboxes, newest first; status filter may be NULL; limit < 0 means
- * no limit. Calls cb for
+/* List an organisation's sandboxes, newest first, without those being deleted; status
+ * filter may be NULL ("stopped" includes "stopping"); limit < 0 means no limit. Calls cb for
  * each row (the row is cleared after cb returns); a negative return from cb stops the walk
  * and is returned. *ret_total gets the number of matching rows (ignoring limit/offset). */
 int store_sandbox_list(struct store *st, const char *org_id, const char *status, int64_t limit,
@@ -85,7 +88,7 @@ int store_sandbox_each_active(struct store *st, int (*cb)(const struct store_san
 int store_sandbox_each_stopped_before(struct store *st, int64_t before,
                                       int (*cb)(const struct store_sandbox *sb, void *ud),
                                       void *ud);
-/* Count of an organisation's sandboxes that are not stopped. */
+/* Count of an organisation's sandboxes that are creating or running (the quota). */
 int store_sandbox_count_active(struct store *st, const char *org_id, int64_t *ret);
 /* Lowest uid slot (0..max_slots-1) not used by any sandbox row (stopped ones keep theirs
  * until deleted, since their disk files are owned by that range). -ENOSPC if none. The

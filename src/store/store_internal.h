@@ -26,6 +26,7 @@ enum store_stmt_id {
         STMT_SB_STOPPED_BEFORE,
         STMT_SB_COUNT_ACTIVE,
         STMT_SB_UID_BASES,
+        STMT_SB_ASSIGN,
         STMT_COUNT_ /* number of ids */
 };
 
