@@ -13,6 +13,8 @@ Fixtures:
   other_org (session) {"org_id", "api_key"} of a second organisation (warrend org-create).
   new_org  (function) factory: new_org() -> {"org_id", "api_key"}, a fresh organisation.
   canary   (function) files on the host (/tmp and /root) that no sandbox may see.
+  daemons  (function) factory of extra daemons with their own env and data dir:
+                      daemons.start(env={...}, name=...) -> a started Server.
 """
 import os
 import secrets
@@ -152,3 +154,15 @@ def canary():
         yield c
         c.remove()
 
+
+
+@pytest.fixture
+def daemons():
+        """Factory for extra daemons beside the session's (own data dir, own env, e.g. the warm
+        pool on): daemons.start(env={...}, name="pool") -> a started warren_harness.Server. At
+        the end each is cleaned up and stopped; a daemon that died on its own fails the test."""
+        ds = wh.DaemonSet(wh.bin_dir())
+        yield ds
+        problems = ds.close()
+        if problems:
+                pytest.fail("\n".join(problems))

@@ -11,9 +11,12 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 
 import requests
@@ -430,7 +433,65 @@ class Server:
                                         self.delete(sid, as_key=key)
                         except requests.RequestException:
                                 pass
+                self.wait_teardown_idle()
                 return [sid for sid, _ in ids]
+
+
+        # -- warm pool and teardown --
+
+        def pool(self):
+                """GET /api/v1/pool with the admin key; asserts 200 and the shape; returns the body."""
+                r = self.get("/api/v1/pool")
+                assert r.status_code == 200, f"GET /api/v1/pool -> {r.status_code}: {r.text[:300]}"
+                p = r.json()
+                assert isinstance(p.get("enabled"), bool), p
+                assert isinstance(p.get("classes"), list), p
+                for c in p["classes"]:
+                        for k in ("template", "network"):
+                                assert isinstance(c.get(k), str), (k, c)
+                        for k in ("cpus", "memory", "disk"):
+                                assert k in c, (k, c)
+                        for k in ("ready", "target", "hits", "misses"):
+                                assert isinstance(c.get(k), int) and c[k] >= 0, (k, c)
+                t = p.get("teardown")
+                assert isinstance(t, dict), p
+                for k in ("queued", "running"):
+                        assert isinstance(t.get(k), int) and t[k] >= 0, (k, p)
+                return p
+
+
+        def default_class(self):
+                """The normalised size class of this daemon's defaults (DEFAULT_* in its env)."""
+                return size_class("base", self.env.get("DEFAULT_CPUS", "2"),
+                                  self.env.get("DEFAULT_MEMORY", "2Gi"),
+                                  self.env.get("DEFAULT_DISK", "10Gi"), "none")
+
+
+        def pool_class(self, cls=None, pool=None):
+                """The GET /api/v1/pool entry of size class cls (default: the daemon's defaults), or
+                None; fails if the class is listed twice."""
+                cls = cls or self.default_class()
+                p = pool or self.pool()
+                found = [c for c in p["classes"] if class_of_entry(c) == cls]
+                assert len(found) <= 1, f"class {cls} listed {len(found)} times: {p}"
+                return found[0] if found else None
+
+
+        def wait_teardown_idle(self, timeout=15):
+                """Best effort: wait until GET /api/v1/pool reports no teardown queued or running (so a
+                stop right after deletes does not interrupt them). Silent on daemons without it."""
+                deadline = time.monotonic() + timeout
+                while self.alive() and time.monotonic() < deadline:
+                        try:
+                                r = self.get("/api/v1/pool", timeout=5)
+                        except requests.RequestException:
+                                return
+                        if r.status_code != 200:
+                                return
+                        t = (r.json() or {}).get("teardown") or {}
+                        if not t.get("queued") and not t.get("running"):
+                                return
+                        time.sleep(0.05)
 
 
 # ---- raw sockets, for what requests cannot express ----
@@ -506,3 +567,220 @@ def inside_pids(server, sid, **kw):
                 if p.isdigit():
                         res[int(p)] = c
         return res
+
+
+# ---- warm pool and background teardown ----
+
+_BYTE_UNITS = {"": 1, "K": 1000, "M": 1000 ** 2, "G": 1000 ** 3, "T": 1000 ** 4,
+               "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40}
+
+
+def parse_cpus(v):
+        """A CPU quantity as the API writes or accepts it ("2", "500m", "0.5", 2, 0.5) ->
+        millicpus."""
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+                return int(round(v * 1000))
+        assert isinstance(v, str), f"not a CPU quantity: {v!r}"
+        if v.endswith("m"):
+                return int(v[:-1])
+        return int(round(float(v) * 1000))
+
+
+def parse_bytes(v):
+        """A byte quantity ("256Mi", "1G", "1048576", 1048576) -> bytes."""
+        if isinstance(v, int) and not isinstance(v, bool):
+                return v
+        assert isinstance(v, str), f"not a byte quantity: {v!r}"
+        m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]i?)?", v.strip())
+        assert m, f"not a byte quantity: {v!r}"
+        return int(float(m.group(1)) * _BYTE_UNITS[m.group(2) or ""])
+
+
+def size_class(template="base", cpus="2", memory="2Gi", disk="10Gi", network="none"):
+        """A pool size class, normalised so that spellings of one value compare equal."""
+        return (template, parse_cpus(cpus), parse_bytes(memory), parse_bytes(disk), network)
+
+
+def class_of_entry(c):
+        """The normalised size class of one entry of GET /api/v1/pool "classes"."""
+        return size_class(c["template"], c["cpus"], c["memory"], c["disk"], c["network"])
+
+
+def loop_backing_files():
+        """{loop device name: backing file} for every attached loop device on the host."""
+        out = {}
+        for f in glob.glob("/sys/block/loop*/loop/backing_file"):
+                v = _read(f)
+                if v and v.strip():
+                        out[f.split("/")[3]] = v.strip()
+        return out
+
+
+def loop_devices_under(path):
+        """Loop devices whose backing file lies under path: {device: backing file}."""
+        p = path.rstrip("/") + "/"
+        return {d: f for d, f in loop_backing_files().items() if f.startswith(p)}
+
+
+def sandbox_cgroup_dirs_v1v2(sid):
+        """The sandbox's cgroup directories in the usual places (faster than the recursive
+        sandbox_cgroup_dirs, for polling)."""
+        pats = [f"/sys/fs/cgroup/*/warren/{sid}", f"/sys/fs/cgroup/warren/{sid}"]
+        return sorted({os.path.realpath(p) for pat in pats for p in glob.glob(pat)
+                       if os.path.isdir(p)})
+
+
+def data_dir_ids(data_dir):
+        """Sandbox ids that have a directory under DATA_DIR/sandboxes or DATA_DIR/run/sandboxes."""
+        ids = set()
+        for sub in ("sandboxes", os.path.join("run", "sandboxes")):
+                try:
+                        ids.update(n for n in os.listdir(os.path.join(data_dir, sub))
+                                   if n.startswith("sandbox-"))
+                except FileNotFoundError:
+                        pass
+        return ids
+
+
+def sandbox_leftovers(data_dir, sid, init=None):
+        """What is left on the host of a sandbox that should be gone entirely: a list of
+        human-readable findings (empty when nothing is left). init: (pid, starttime) of its
+        warren-init taken while it ran, checked too (so a process moved out of the cgroup is
+        still found)."""
+        left = []
+        pids = sandbox_host_pids(sid)
+        if pids:
+                left.append(f"processes in its cgroups: {[(p, proc_comm(p)) for p in pids]}")
+        if init and proc_starttime(init[0]) == init[1]:
+                left.append(f"its warren-init (pid {init[0]}) is alive")
+        cgs = sandbox_cgroup_dirs_v1v2(sid)
+        if cgs:
+                left.append(f"cgroups: {cgs}")
+        loops = {d: f for d, f in loop_backing_files().items() if f"/{sid}/" in f}
+        if loops:
+                left.append(f"loop devices: {loops}")
+        for sub in ("sandboxes", os.path.join("run", "sandboxes")):
+                p = os.path.join(data_dir, sub, sid)
+                if os.path.lexists(p):
+                        left.append(f"directory {p}")
+        mounts = host_mounts_mentioning(sid)
+        if mounts:
+                left.append(f"host mounts: {mounts}")
+        return left
+
+
+def wait_sandbox_gone(data_dir, sid, timeout=10, init=None):
+        """Wait until nothing of the sandbox is left on the host; fail naming what is left."""
+        deadline = time.monotonic() + timeout
+        while True:
+                left = sandbox_leftovers(data_dir, sid, init)
+                if not left:
+                        return
+                if time.monotonic() >= deadline:
+                        raise AssertionError(f"{sid}: still on the host {timeout}s later: "
+                                             + "; ".join(left))
+                time.sleep(0.05)
+
+
+def wait_processes_gone(sid, timeout=10, init=None):
+        """Wait until the sandbox has no process on the host (cgroups may stay)."""
+        def gone():
+                return not sandbox_host_pids(sid) and not (
+                        init and proc_starttime(init[0]) == init[1])
+        wait_until(gone, timeout, 0.05, f"every process of {sid} to be gone")
+
+
+def start_background_sleep(server, sid, as_key=None):
+        """Leave `sleep 1000` running in the sandbox after the exec returns; asserts it runs."""
+        server.exec(sid, "setsid sh -c 'sleep 1000 >/dev/null 2>&1 &' </dev/null >/dev/null 2>&1;"
+                    " true", as_key=as_key, timeout=5000)
+        assert "sleep" in inside_pids(server, sid, as_key=as_key).values(), \
+                "the background sleep is not running"
+
+
+def pool_settled(server):
+        """GET /api/v1/pool; the body when every class is full and no teardown is queued or
+        running, else None. Fails at once if a class holds more than its target."""
+        p = server.pool()
+        for c in p["classes"]:
+                assert c["ready"] <= c["target"], f"class over its target: {c}"
+        t = p["teardown"]
+        if t["queued"] or t["running"]:
+                return None
+        if any(c["ready"] != c["target"] for c in p["classes"]):
+                return None
+        return p
+
+
+def wait_pool_settled(server, timeout=45):
+        """Wait until every pool class is full and teardown is idle; returns GET /api/v1/pool."""
+        return wait_until(lambda: pool_settled(server), timeout, 0.05,
+                          "the pool to be full and teardown idle")
+
+
+def pool_ids(server, api_ids):
+        """Ids of the sandboxes the daemon holds besides those the API knows (api_ids): on a
+        settled daemon, the pool's sandboxes."""
+        return data_dir_ids(server.data_dir) - set(api_ids)
+
+
+class DaemonSet:
+        """Extra daemons beside the session's, each with its own data dir and env; close()
+        deletes what they created, stops them, clears what their sandboxes left on the host
+        (pooled sandboxes outlive a daemon by design) and returns problems found: a daemon
+        that died on its own."""
+
+        def __init__(self, bin_dir):
+                self.bin_dir = bin_dir
+                self.servers = []
+
+        def start(self, env=None, name="extra"):
+                root = tempfile.mkdtemp(prefix=f"warren-{name}-")
+                srv = Server(self.bin_dir, root, env=env, name=name)
+                self.servers.append(srv)
+                srv.start()
+                return srv
+
+        def close(self):
+                problems = []
+                for srv in self.servers:
+                        if srv.proc is not None and srv.proc.poll() is not None:
+                                problems.append(f"warrend ({srv.log_path}) died during the test "
+                                                f"(exit {srv.proc.returncode}); log tail:\n"
+                                                f"{srv.log_tail(2000)}")
+                        try:
+                                if srv.alive():
+                                        srv.cleanup()
+                                        srv.wait_teardown_idle()
+                        except Exception:  # noqa: BLE001
+                                pass
+                        srv.stop()
+                        force_clear_data_dir(srv)
+                return problems
+
+
+def force_clear_data_dir(srv):
+        """Last resort after the daemon stopped: kill every sandbox of its data dir, remove
+        their cgroups, and remove the data dir unless something is still mounted from it."""
+        ids = data_dir_ids(srv.data_dir) | set(srv.created)
+        for sid in ids:
+                host_kill_sandbox_processes(sid)
+        for sid in ids:
+                try:
+                        wait_until(lambda: not sandbox_host_pids(sid), 5, 0.05)
+                except AssertionError:
+                        pass
+                for d in sorted(sandbox_cgroup_dirs(sid), key=len, reverse=True):
+                        try:
+                                os.rmdir(d)
+                        except OSError:
+                                pass
+        try:
+                wait_until(lambda: not loop_devices_under(srv.data_dir), 5, 0.05)
+        except AssertionError:
+                pass
+        if host_mounts_mentioning(srv.data_dir) or loop_devices_under(srv.data_dir) or \
+                        os.environ.get("WARREN_KEEP_TMP"):
+                sys.stderr.write(f"\nwarren test data left in {srv.root_dir}\n")
+        else:
+                shutil.rmtree(srv.root_dir, ignore_errors=True)

@@ -101,7 +101,13 @@ static int openat2_in_root(int rootfd, const char *path, int flags, int mode)
                 path++;
         if (!*path)
                 path = ".";
-        long fd = syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
+        /* RESOLVE_IN_ROOT answers EAGAIN when a rename or mount anywhere on the host raced
+         * the lookup (openat2(2)): the lookup is safe to retry. Bounded. */
+        long fd;
+        int tries = 0;
+        do
+                fd = syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
+        while (fd < 0 && errno == EAGAIN && ++tries < 64);
         return fd < 0 ? neg_errno() : (int)fd;
 }
 

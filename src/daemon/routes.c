@@ -213,19 +213,21 @@ static void handle_create(struct reqctx *c)
 
         if (!body)
                 return;
-        if (field_str(c, body, "cpus", &cpus) < 0 || field_str(c, body, "memory", &memory) < 0 ||
-            field_str(c, body, "disk", &disk) < 0 ||
-            field_str(c, body, "template", &a.template) < 0 ||
-            field_str(c, body, "isolation", &a.isolation) < 0 ||
-            field_str(c, body, "network", &network) < 0)
-                goto out;
-        /* cpus may also be given as a number (2, 0.5). */
+        /* cpus may be a string ("500m", "2") or a number (2, 0.5). */
         v = json_object_get(body, "cpus");
         char numbuf[64];
         if (v && json_is_number(v)) {
                 snprintf(numbuf, sizeof(numbuf), "%.3f", json_number_value(v));
                 cpus = numbuf;
+        } else if (field_str(c, body, "cpus", &cpus) < 0) {
+                goto out;
         }
+        if (field_str(c, body, "memory", &memory) < 0 ||
+            field_str(c, body, "disk", &disk) < 0 ||
+            field_str(c, body, "template", &a.template) < 0 ||
+            field_str(c, body, "isolation", &a.isolation) < 0 ||
+            field_str(c, body, "network", &network) < 0)
+                goto out;
         if (cpus && (qty_parse_cpus(cpus, &a.cpu_millis) < 0 || a.cpu_millis < 10 ||
                      a.cpu_millis > cfg->max_cpu_millis)) {
                 reply_error(c, 400, "invalid_request",

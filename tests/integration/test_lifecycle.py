@@ -390,3 +390,16 @@ def test_quota_per_org(server, new_org):
         finally:
                 for sid in ids:
                         server.delete(sid, as_key=key)
+
+
+def test_cpus_as_a_json_number(server):
+        """cpus may be a number as well as a string: 0.5 is "500m"; a negative one is refused."""
+        r = server.post("/api/v1/sandbox/create", json={"cpus": 0.5, "memory": "128Mi",
+                                                        "disk": "64Mi"})
+        assert r.status_code == 201, r.text
+        sid = r.json()["sandbox_id"]
+        server.created[sid] = server.api_key
+        assert r.json()["cpus"] == "500m"
+        server.delete(sid)
+        r = server.post("/api/v1/sandbox/create", json={"cpus": -1})
+        assert_error(r, 400, mentions="cpus")
