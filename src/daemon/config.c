@@ -71,6 +71,8 @@ static const struct knob {
           "memory the idle pool may use (its cgroups' usage); refills stop above it" },
         { "TEARDOWN_CONCURRENCY", K_INT, "2", offsetof(struct config, teardown_concurrency),
           "sandbox teardowns (stop, delete) run in the background at once" },
+        { "DISK_POOL_SIZE", K_INT, "4", offsetof(struct config, disk_pool_size),
+          "blank disk images made ahead per disk size in use (0: make each on create)" },
 };
 
 void config_usage(FILE *f)
@@ -271,9 +273,9 @@ int config_load(struct config *cfg, int argc, char **argv, int *ret_argi)
                 strcat(cfg->init_path, "/warren-init");
         }
         if (cfg->teardown_concurrency < 1 || cfg->teardown_concurrency > 64 ||
-            cfg->warm_pool_size > 1000) {
-                fprintf(stderr, "warrend: TEARDOWN_CONCURRENCY must be 1-64 and WARM_POOL_SIZE "
-                                "at most 1000\n");
+            cfg->warm_pool_size > 1000 || cfg->disk_pool_size > 1000) {
+                fprintf(stderr, "warrend: TEARDOWN_CONCURRENCY must be 1-64, WARM_POOL_SIZE and "
+                                "DISK_POOL_SIZE at most 1000\n");
                 return -EINVAL;
         }
         if (cfg->min_timeout_s < 1 || cfg->min_timeout_s > cfg->max_timeout_s ||

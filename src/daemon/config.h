@@ -36,6 +36,7 @@ struct config {
         int64_t warm_pool_size;        /* WARM_POOL_SIZE (5): ready sandboxes per size class */
         uint64_t warm_pool_max_idle_memory; /* WARM_POOL_MAX_IDLE_MEMORY (1Gi) */
         int64_t teardown_concurrency;  /* TEARDOWN_CONCURRENCY (2) */
+        int64_t disk_pool_size;        /* DISK_POOL_SIZE (4): blank disks kept per size */
         char admin_key[128];           /* WARREN_ADMIN_KEY: bootstrap key instead of a random one */
 };
 

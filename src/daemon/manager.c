@@ -38,6 +38,8 @@
 #define MGR_POOL_FILL 1
 #define MGR_POOL_FILL_BUSY 2
 #define MGR_POOL_BUSY_S 10
+/* Disk sizes kept with ready blank images (the default one always). */
+#define MGR_DISK_SIZES 8
 
 struct create_op {
         mgr_create_cb cb;
@@ -75,9 +77,14 @@ struct manager {
         /* teardown queue: at most cfg.teardown_concurrency stops/deletes run at once */
         struct work *tq_head, *tq_tail;
         unsigned td_running, td_queued;
+        /* ready blank disks: the sizes in use, one fill on the threadpool at a time */
+        uint64_t disk_sizes[MGR_DISK_SIZES];
+        int64_t disk_used[MGR_DISK_SIZES];
+        unsigned disk_rr;
+        bool disk_filling;
 };
 
-enum work_kind { W_CREATE, W_STOP, W_DESTROY };
+enum work_kind { W_CREATE, W_STOP, W_DESTROY, W_DISK_FILL };
 
 /* A runtime call on the threadpool. Inputs are copies: the live state may change meanwhile. */
 struct work {
@@ -92,6 +99,9 @@ struct work {
         struct rt_metrics metrics;
         pid_t pid;
         uint64_t starttime;
+        uint64_t disk_size;   /* W_DISK_FILL */
+        unsigned disk_target; /* W_DISK_FILL */
+        unsigned disk_made;   /* W_DISK_FILL */
         int r;
         char err[RT_ERR_LEN];
 };
@@ -221,6 +231,9 @@ static void work_run(uv_work_t *w)
         case W_DESTROY:
                 k->r = rt_sandbox_destroy(k->id, k->pid, k->starttime, k->err);
                 break;
+        case W_DISK_FILL:
+                k->r = rt_disk_pool_fill(k->disk_size, k->disk_target, &k->disk_made, k->err);
+                break;
         }
 }
 
@@ -253,6 +266,56 @@ static int work_submit(struct work *k)
 /* ---- create ---- */
 
 /* Answer the create request (once). */
+/* ---- ready blank disks (so a cold create skips mke2fs) ---- */
+
+/* Remember that a disk of this size was asked for (the default size is slot 0, kept). */
+static void disk_note_size(struct manager *m, uint64_t size)
+{
+        int64_t now = util_wall_s();
+        unsigned free_slot = MGR_DISK_SIZES, oldest = 1;
+        for (unsigned i = 0; i < MGR_DISK_SIZES; i++) {
+                if (m->disk_sizes[i] == size) {
+                        m->disk_used[i] = now;
+                        return;
+                }
+                if (!m->disk_sizes[i] && free_slot == MGR_DISK_SIZES)
+                        free_slot = i;
+                if (i > 0 && m->disk_used[i] < m->disk_used[oldest])
+                        oldest = i;
+        }
+        unsigned slot = free_slot < MGR_DISK_SIZES ? free_slot : oldest;
+        m->disk_sizes[slot] = size;
+        m->disk_used[slot] = now;
+}
+
+/* Start one fill on the threadpool for the next size in use, unless one runs already.
+ * rt_disk_pool_fill counts what is ready and makes at most a few images per call. */
+static void disk_fill_kick(struct manager *m)
+{
+        if (m->disk_filling || m->shut || m->app->cfg.disk_pool_size <= 0)
+                return;
+        int64_t now = util_wall_s();
+        for (unsigned n = 0; n < MGR_DISK_SIZES; n++) {
+                unsigned i = m->disk_rr++ % MGR_DISK_SIZES;
+                if (!m->disk_sizes[i])
+                        continue;
+                if (i > 0 && now - m->disk_used[i] > MGR_POOL_IDLE_S) {
+                        m->disk_sizes[i] = 0; /* a size nobody asked for lately */
+                        continue;
+                }
+                struct work *k = calloc(1, sizeof(*k));
+                if (!k)
+                        return;
+                k->m = m;
+                k->kind = W_DISK_FILL;
+                k->disk_size = m->disk_sizes[i];
+                k->disk_target = (unsigned)m->app->cfg.disk_pool_size;
+                if (work_submit(k) == 0)
+                        m->disk_filling = true;
+                return;
+        }
+}
+
 /* Run a stop or destroy now if fewer than TEARDOWN_CONCURRENCY run, else queue it. */
 static int teardown_submit(struct work *k)
 {
@@ -518,6 +581,7 @@ static int create_sandbox(struct manager *m, const struct mgr_create_args *args,
         op->started_ns = util_now_ns();
         sb->create = op;
 
+        disk_note_size(m, args->disk_bytes);
         r = work_queue(m, W_CREATE, sb, &k);
         if (r == 0) {
                 snprintf(k->template, sizeof(k->template), "%s", args->template);
@@ -597,6 +661,13 @@ static void work_done(uv_work_t *w, int status)
         if (status == UV_ECANCELED)
                 k->r = -ECANCELED;
         switch (k->kind) {
+        case W_DISK_FILL:
+                m->disk_filling = false;
+                if (k->r < 0)
+                        app_log("disk pool: %s (%s)", k->err, strerror(-k->r));
+                else if (k->disk_made > 0)
+                        disk_fill_kick(m); /* more may be missing; the tick covers the rest */
+                break;
         case W_CREATE:
                 if (!sb)
                         break;
@@ -611,6 +682,8 @@ static void work_done(uv_work_t *w, int status)
                         sb_free(sb);
                         break;
                 }
+                if (!k->metrics.disk_pooled)
+                        disk_fill_kick(m); /* that create paid for mke2fs: make spares */
                 sb->init_pid = k->inst.init_pid;
                 sb->init_starttime = k->inst.init_starttime;
                 sb->ctl_path = strdup(k->inst.ctl_path);
@@ -887,6 +960,7 @@ static void pool_tick(uv_timer_t *t)
                         sb_begin_destroy(pc->head);
         }
         pool_refill(m);
+        disk_fill_kick(m);
 }
 
 int mgr_pool_take(struct manager *m, const struct mgr_create_args *args, char *ret_id,
@@ -1121,13 +1195,14 @@ int mgr_new(struct app *app, struct manager **ret)
         uv_timer_init(app->loop, &m->pool_timer);
         m->pool_timer.data = m;
         m->pool_enabled = app->cfg.warm_pool_enabled && app->cfg.warm_pool_size > 0;
-        if (m->pool_enabled) {
-                /* The server's defaults are always pooled; other classes join on demand. */
+        if (m->pool_enabled) /* the server's defaults always; other classes on demand */
                 class_add(m, "base", app->cfg.default_cpu_millis, app->cfg.default_memory,
                           app->cfg.default_disk, true);
-                uv_timer_start(&m->pool_timer, pool_tick, MGR_POOL_TICK_MS, MGR_POOL_TICK_MS);
-                uv_unref((uv_handle_t *)&m->pool_timer);
-        }
+        m->disk_sizes[0] = app->cfg.default_disk;
+        m->disk_used[0] = util_wall_s();
+        /* One tick for the warm pool and the ready disks. */
+        uv_timer_start(&m->pool_timer, pool_tick, MGR_POOL_TICK_MS, MGR_POOL_TICK_MS);
+        uv_unref((uv_handle_t *)&m->pool_timer);
         *ret = m;
         return 0;
 }

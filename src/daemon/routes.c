@@ -170,10 +170,11 @@ static void create_reply(struct reqctx *c, const char *sb_id, const struct rt_me
         json_t *o = sandbox_to_json(&rec);
         store_sandbox_clear(&rec);
         json_object_set_new(o, "startup_metrics",
-                            json_pack("{s:f, s:f, s:f, s:f, s:b}", "total_ms", metrics->total_ms,
-                                      "disk_ms", metrics->disk_ms, "cgroup_ms",
-                                      metrics->cgroup_ms, "spawn_ms", metrics->spawn_ms,
-                                      "pool_hit", pool_hit));
+                            json_pack("{s:f, s:f, s:f, s:f, s:b, s:b}", "total_ms",
+                                      metrics->total_ms, "disk_ms", metrics->disk_ms,
+                                      "cgroup_ms", metrics->cgroup_ms, "spawn_ms",
+                                      metrics->spawn_ms, "pool_hit", pool_hit, "disk_pooled",
+                                      metrics->disk_pooled));
         reply_json(c, 201, o);
 }
 

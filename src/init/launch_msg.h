@@ -66,6 +66,31 @@ struct launch_spec {
         uint32_t nstr;     /* LAUNCH_NSTR */
 };
 
+/* uid inside of the unprivileged sandbox user (RT_SANDBOX_UID in src/runtime/runtime.h). */
+#define LAUNCH_SANDBOX_UID 1001u
+
+/* One directory of the disk named by LAUNCH_S_DISK (the ext4 holding the overlay's layers). */
+struct launch_disk_dir {
+        const char *path; /* relative to the disk's root */
+        uint32_t mode;    /* permission bits */
+        uint32_t uid;     /* owner (and group) inside: host id uid_base + uid */
+};
+
+/* The directories every new disk holds, parents first. The runtime (src/runtime/disk.c) makes
+ * them owned by host root, as placeholders, so that one image fits any sandbox and images can
+ * be made ahead; warren-init, still host root, gives each one still owned by host root to its
+ * owner here (with this mode) right after mounting the disk, before the overlay. upper/ is the
+ * sandbox's "/" and work/ overlayfs' work directory: both belong to the sandbox's root. */
+static const struct launch_disk_dir launch_disk_dirs[] = {
+        { "upper", 0755, 0 },
+        { "work", 0700, 0 },
+        { "upper/workspace", 0755, LAUNCH_SANDBOX_UID },
+        { "upper/home", 0755, 0 },
+        { "upper/home/user", 0755, LAUNCH_SANDBOX_UID },
+        { "upper/tmp", 01777, 0 },
+        { "upper/root", 0700, 0 },
+};
+
 /* Every message other than SPEC. */
 struct launch_status {
         uint32_t magic; /* LAUNCH_MAGIC */

@@ -7,6 +7,7 @@
  *   1. make every mount private, so nothing below propagates to the host;
  *   2. read the seccomp program (a host file) into memory;
  *   3. attach disk.img to a free loop device (autoclear) and mount its ext4 on STAGE/root;
+ *      give its directories (made owned by host root, see launch_disk_dirs) to the sandbox;
  *   4. mount the overlay (template below, the disk's upper/ above) on STAGE/root, covering
  *      the ext4 mount (the overlay keeps its own reference to the upper layer);
  *   5. /usr (host, read-only, if the template asks), /proc, /dev (+ pts, shm), /sys, and
@@ -190,6 +191,67 @@ static int mount_disk(const char *image, const char *target, char *err, size_t e
                 if (errno != EBUSY || tries >= LOOP_TRIES)
                         return fail(err, errlen, neg_errno(), "LOOP_CONFIGURE %s", dev);
         }
+}
+
+/* Open the directory path (relative to dirfd, '/'-separated) without following a symlink
+ * anywhere on the way: each component is opened O_NOFOLLOW | O_DIRECTORY, so a symlink
+ * fails (ELOOP or ENOTDIR) instead of leading elsewhere; "." and ".." are refused. */
+static int open_dir_nofollow(int dirfd, const char *path)
+{
+        cleanup_close int cur = -1;
+        char comp[NAME_MAX + 1];
+        const char *p = path;
+
+        while (*p) {
+                size_t n = strcspn(p, "/");
+                if (n == 0 || n > NAME_MAX)
+                        return -EINVAL;
+                memcpy(comp, p, n);
+                comp[n] = '\0';
+                if (strcmp(comp, ".") == 0 || strcmp(comp, "..") == 0)
+                        return -EINVAL;
+                int next = openat(cur >= 0 ? cur : dirfd, comp,
+                                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (next < 0)
+                        return neg_errno();
+                if (cur >= 0)
+                        close(cur);
+                cur = next;
+                p += n;
+                if (*p == '/')
+                        p++;
+        }
+        return cur >= 0 ? TAKE_FD(cur) : -EINVAL;
+}
+
+/* Give the directories of the disk mounted on root (launch_disk_dirs) to their owners in
+ * this sandbox's uid range, with their modes. Disk images are made ahead for any sandbox,
+ * with these directories owned by host root as placeholders; one not owned by host root any
+ * more was given away already (a disk started before) and is left as its sandbox made it.
+ * Done through fds opened without following symlinks: the disk is fresh and ours, but
+ * fchown as host root is not a call to aim by path. */
+static int own_disk(const char *root, uint32_t uid_base, char *err, size_t errlen)
+{
+        cleanup_close int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+        if (rootfd < 0)
+                return fail(err, errlen, neg_errno(), "open %s", root);
+        for (size_t i = 0; i < ARRAY_SIZE(launch_disk_dirs); i++) {
+                const struct launch_disk_dir *d = &launch_disk_dirs[i];
+                uid_t owner = (uid_t)(uid_base + d->uid);
+                struct stat st;
+
+                cleanup_close int fd = open_dir_nofollow(rootfd, d->path);
+                if (fd < 0)
+                        return fail(err, errlen, fd, "disk directory %s", d->path);
+                if (fstat(fd, &st) < 0)
+                        return fail(err, errlen, neg_errno(), "stat disk directory %s", d->path);
+                if (st.st_uid != 0 || st.st_gid != 0)
+                        continue;
+                if (fchown(fd, owner, (gid_t)owner) < 0 || fchmod(fd, (mode_t)d->mode) < 0)
+                        return fail(err, errlen, neg_errno(), "chown disk directory %s", d->path);
+        }
+        return 0;
 }
 
 /* Make sure name (one component) under rootfd is a real directory, creating it if missing.
@@ -390,6 +452,9 @@ static int build_root(const struct launch_cfg *cfg, const char *root, char *err,
         if (mkdir(root, 0700) < 0 && errno != EEXIST)
                 return fail(err, errlen, neg_errno(), "mkdir %s", root);
         r = mount_disk(cfg->str[LAUNCH_S_DISK], root, err, errlen);
+        if (r < 0)
+                return r;
+        r = own_disk(root, cfg->uid_base, err, errlen);
         if (r < 0)
                 return r;
         /* upperdir and workdir are looked up now, in the ext4 just mounted on root; the

@@ -31,14 +31,31 @@ int cg_destroy(const char *id);
 /* Current memory use and task count. */
 int cg_usage(const char *id, uint64_t *ret_memory_bytes, uint64_t *ret_pids);
 
-/* ---- disk.c: per-sandbox size-limited disk (sparse ext4 image, no journal) ---- */
+/* ---- disk.c: per-sandbox size-limited disk (sparse ext4 image, no journal) and the pool
+ * of blank images made ahead (POOL below is DATA_DIR/disks; see disk.c for its layout) ---- */
 
-/* Create path as a sparse file of size bytes holding an ext4 filesystem without a journal
- * (mke2fs -d run as a child process: nothing is mounted on the host), already populated with
- * upper/ (owner uid_base, 0755: the sandbox's "/" belongs to its root), work/ (uid_base,
- * 0700), upper/home (uid_base, 0755), upper/workspace and upper/home/user (uid_base+1001,
- * 0755), upper/tmp (uid_base, 01777), upper/root (uid_base, 0700). -EEXIST if path exists. */
-int disk_create(const char *path, uint64_t size, uint32_t uid_base);
+/* Name of the image in a sandbox's data directory. */
+#define DISK_IMAGE_NAME "disk.img"
+
+/* Create dir (0700, owned by host root; its parent must exist, dir must not: -EEXIST) holding
+ * DISK_IMAGE_NAME: a sparse file of size bytes (>= 16 MiB) with an ext4 filesystem without
+ * a journal, populated with the directories of launch_disk_dirs (src/init/launch_msg.h) with
+ * their modes, owned by host root: warren-init gives them to the sandbox's uids at start.
+ * With a pool (POOL, or NULL for none) a ready entry of exactly that size is taken (renamed
+ * to dir) if there is one; else dir is made and mke2fs -d run as a child process (nothing is
+ * mounted on the host). *ret_pooled (may be NULL) says which. On failure nothing is left. */
+int disk_create(const char *pool, const char *dir, uint64_t size, bool *ret_pooled);
+/* Create POOL/ready (0700) and empty POOL/tmp (images half made by a process that died).
+ * Call once at start, before any disk_pool_fill(). */
+int disk_pool_prepare(const char *pool);
+/* Number of ready entries (images) of size bytes in POOL (0 if none). */
+int disk_pool_count(const char *pool, uint64_t size);
+/* Make ready entries (images) of size bytes until target are ready (counting those there), at
+ * most max in this call; *ret_made (may be NULL) says how many were made. Each is made in
+ * POOL/tmp and renamed among the ready ones only once finished. Concurrent calls may overshoot the
+ * target by up to max each; the caller serialises them. */
+int disk_pool_fill(const char *pool, uint64_t size, unsigned target, unsigned max,
+                   unsigned *ret_made);
 
 /* ---- template.c: templates under data_dir/templates ---- */
 

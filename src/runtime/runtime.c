@@ -12,8 +12,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -41,7 +43,11 @@ static struct {
         char data_dir[PATH_MAX];
         char run_dir[PATH_MAX];
         char init_path[PATH_MAX];
+        char disk_pool[PATH_MAX]; /* data_dir/disks */
 } cfg;
+
+/* Held by the one rt_disk_pool_fill() running. */
+static pthread_mutex_t disk_pool_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Write "msg: strerror(-r)" into err (if given) and return r. */
 static int errf(char *err, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -117,7 +123,8 @@ int rt_init(const struct rt_config *c, char err[RT_ERR_LEN])
         int r;
 
         if (set_path(cfg.data_dir, c->data_dir) < 0 || set_path(cfg.run_dir, c->run_dir) < 0 ||
-            set_path(cfg.init_path, c->init_path) < 0)
+            set_path(cfg.init_path, c->init_path) < 0 ||
+            pathf(cfg.disk_pool, "%s/disks", cfg.data_dir) < 0)
                 return errf(err, -EINVAL, "data_dir, run_dir and init_path must be absolute");
         if (access(cfg.init_path, X_OK) < 0)
                 return errf(err, neg_errno(), "warren-init at %s", cfg.init_path);
@@ -132,6 +139,9 @@ int rt_init(const struct rt_config *c, char err[RT_ERR_LEN])
                 if (r < 0)
                         return errf(err, r, "creating %s", path);
         }
+        r = disk_pool_prepare(cfg.disk_pool);
+        if (r < 0)
+                return errf(err, r, "preparing the disk pool %s", cfg.disk_pool);
         r = pathf(path, "%s/sandboxes", cfg.run_dir);
         if (r >= 0)
                 r = util_mkdir_p(path, 0700);
@@ -264,6 +274,8 @@ static int kill_init(pid_t pid, uint64_t starttime, uint64_t deadline_ns)
         return 0;
 }
 
+static int destroy_cgroup(const char *id);
+
 int rt_sandbox_stop(const char *id, pid_t init_pid, uint64_t starttime, char err[RT_ERR_LEN])
 {
         uint64_t deadline = util_now_ns() + (uint64_t)STOP_TIMEOUT_MS * 1000000u;
@@ -282,6 +294,11 @@ int rt_sandbox_stop(const char *id, pid_t init_pid, uint64_t starttime, char err
         r = wait_cgroup_empty(id, deadline);
         if (r < 0)
                 return errf(err, r, "waiting for cgroup %s to empty", id);
+        /* A stopped sandbox keeps its disk, not its cgroup: kernel memory for nothing while
+         * it waits for a delete or the retention sweep. */
+        r = destroy_cgroup(id);
+        if (r < 0)
+                return errf(err, r, "removing cgroup %s", id);
         return 0;
 }
 
@@ -356,21 +373,18 @@ int rt_sandbox_create(const struct rt_spec *spec, struct rt_instance *ret,
         if (r < 0)
                 return errf(err, r, "template %s", spec->template);
         if (pathf(data, "%s/sandboxes/%s", cfg.data_dir, spec->id) < 0 ||
-            pathf(disk, "%s/disk.img", data) < 0 ||
+            pathf(disk, "%s/" DISK_IMAGE_NAME, data) < 0 ||
             pathf(stage, "%s/sandboxes/%s", cfg.run_dir, spec->id) < 0 ||
             pathf(ctl, "%s/ctl.sock", stage) < 0 ||
             pathf(seccomp, "%s/seccomp.bpf", cfg.run_dir) < 0)
                 return errf(err, -ENAMETOOLONG, "sandbox paths");
 
-        /* 1. The disk. The data directory must not exist: a sandbox id is used once. */
+        /* 1. The data directory with the disk, ready from the pool or made now. It must not
+         * exist (-EEXIST): a sandbox id is used once. On failure nothing was made. */
         t = util_now_ns();
-        if (mkdir(data, 0700) < 0)
-                return errf(err, neg_errno(), "creating %s", data);
-        r = disk_create(disk, spec->limits.disk_bytes, spec->uid_base);
-        if (r < 0) {
-                errf(err, r, "creating the disk %s", disk);
-                goto fail_data;
-        }
+        r = disk_create(cfg.disk_pool, data, spec->limits.disk_bytes, &m.disk_pooled);
+        if (r < 0)
+                return errf(err, r, "creating the disk in %s", data);
         m.disk_ms = util_ms_since(t);
 
         /* 2. The cgroup with its limits. */
@@ -439,4 +453,29 @@ int rt_sandbox_usage(const char *id, uint64_t *ret_memory_bytes, uint64_t *ret_p
         if (!id_ok(id))
                 return -EINVAL;
         return cg_usage(id, ret_memory_bytes, ret_pids);
+}
+
+int rt_disk_pool_fill(uint64_t size, unsigned target, unsigned *ret_made, char err[RT_ERR_LEN])
+{
+        unsigned made = 0;
+        int r;
+
+        if (pthread_mutex_trylock(&disk_pool_lock) != 0) {
+                if (ret_made)
+                        *ret_made = 0;
+                return 0;
+        }
+        r = disk_pool_fill(cfg.disk_pool, size, target, RT_DISK_POOL_BATCH, &made);
+        pthread_mutex_unlock(&disk_pool_lock);
+        if (r < 0)
+                return errf(err, r, "making disk images of %" PRIu64 " bytes in %s", size,
+                            cfg.disk_pool);
+        if (ret_made)
+                *ret_made = made;
+        return 0;
+}
+
+int rt_disk_pool_count(uint64_t size)
+{
+        return disk_pool_count(cfg.disk_pool, size);
 }

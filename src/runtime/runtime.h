@@ -8,6 +8,9 @@
  *   data_dir/templates/NAME/rootfs        read-only template root (lower layer)
  *   data_dir/sandboxes/ID/disk.img        sparse ext4 image: the sandbox's size-limited disk
  *                                         (holds the overlay upper and work dirs, /workspace)
+ *   data_dir/disks/ready/SIZE/HEX/        a blank disk.img made ahead (rt_disk_pool_fill), in
+ *                                         a directory renamed whole to sandboxes/ID by a create
+ *   data_dir/disks/tmp/                   images being made (emptied by rt_init)
  *   run_dir/sandboxes/ID/ctl.sock         warren-init's control socket (host root only)
  *   run_dir/seccomp.bpf                   the compiled seccomp filter warren-init loads
  *   cgroups: <v1 controller>/warren/ID or <v2 root>/warren/ID
@@ -60,6 +63,7 @@ struct rt_metrics {
         double cgroup_ms; /* cgroup creation and limits */
         double spawn_ms;  /* clone + namespaces + mounts until warren-init answers HELLO */
         double total_ms;
+        bool disk_pooled; /* the disk was a ready image from the pool (no mke2fs) */
 };
 
 /* A running sandbox as the runtime reports it. */
@@ -91,7 +95,7 @@ int rt_sandbox_create(const struct rt_spec *spec, struct rt_instance *ret,
 bool rt_sandbox_alive(pid_t init_pid, uint64_t starttime);
 
 /* Kill every process of the sandbox (SIGKILL warren-init, which takes the pid namespace with
- * it) and wait until the sandbox's cgroup is empty (bounded: 5 s). The disk stays.
+ * it), wait until the sandbox's cgroup is empty (bounded: 5 s) and remove it. The disk stays.
  * Idempotent: a sandbox already gone is fine. Blocking. */
 int rt_sandbox_stop(const char *id, pid_t init_pid, uint64_t starttime, char err[RT_ERR_LEN]);
 
@@ -101,5 +105,19 @@ int rt_sandbox_destroy(const char *id, pid_t init_pid, uint64_t starttime, char 
 
 /* Memory and pids currently used by the sandbox's cgroup (for status). -ENOENT if none. */
 int rt_sandbox_usage(const char *id, uint64_t *ret_memory_bytes, uint64_t *ret_pids);
+
+/* Most images one rt_disk_pool_fill() call makes (each is an mke2fs run, ~3-6 ms of CPU). */
+#define RT_DISK_POOL_BATCH 4
+
+/* Make blank disk images of size bytes (a disk_bytes value) ahead of time, until target are
+ * ready (counting those already there), at most RT_DISK_POOL_BATCH in this call; a create
+ * whose disk_bytes has a ready image takes it (rt_metrics.disk_pooled) instead of running
+ * mke2fs. *ret_made (may be NULL) is how many this call made. One fill runs at a time: a
+ * call made while another runs returns 0 at once with *ret_made = 0, so queued calls never
+ * hold worker threads waiting. Blocking (worker thread). */
+int rt_disk_pool_fill(uint64_t size, unsigned target, unsigned *ret_made, char err[RT_ERR_LEN]);
+
+/* Number of ready images of size bytes, or a negative errno. */
+int rt_disk_pool_count(uint64_t size);
 
 #endif

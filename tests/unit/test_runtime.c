@@ -37,6 +37,8 @@ static char data_dir[256], run_dir[256], init_path[PATH_MAX + 16];
 static char sandbox_id[32];
 static struct rt_instance inst;
 static bool created;
+/* Whether the main sandbox's disk came from the pool (it must not: the pool starts empty). */
+static bool main_disk_pooled = true;
 static int ctl = -1;
 static uint32_t next_job = 1;
 
@@ -152,22 +154,28 @@ static int send_frame(int fd, uint8_t type, uint8_t flags, uint32_t job, const v
         return r < 0 ? r : util_write_all(fd, p, n);
 }
 
-/* Connect to the sandbox and check its HELLO. */
-static int agent_connect(void)
+/* Connect to the sandbox running as in and check its HELLO. */
+static int agent_connect_to(const struct rt_instance *in)
 {
         static uint8_t buf[64];
         struct proto_hdr h;
-        int fd = connect_path(inst.ctl_path);
+        int fd = connect_path(in->ctl_path);
 
         if (fd < 0)
                 return -1;
         int n = read_frame(fd, &h, buf, sizeof(buf), 5000);
         if (n != 8 || h.type != PROTO_HELLO || proto_get_u32(buf) != PROTO_VERSION ||
-            proto_get_u32(buf + 4) != (uint32_t)inst.init_pid) {
+            proto_get_u32(buf + 4) != (uint32_t)in->init_pid) {
                 close(fd);
                 return -1;
         }
         return fd;
+}
+
+/* Connect to the test's main sandbox. */
+static int agent_connect(void)
+{
+        return agent_connect_to(&inst);
 }
 
 /* Start a job; optionally send stdin_data then EOF. Returns the job id. */
@@ -377,6 +385,7 @@ static int group_setup(void **state)
                 return -1;
         }
         created = true;
+        main_disk_pooled = m.disk_pooled;
         fprintf(stderr, "create: disk %.2f ms, cgroup %.2f ms, spawn %.2f ms, total %.2f ms\n",
                 m.disk_ms, m.cgroup_ms, m.spawn_ms, m.total_ms);
         ctl = agent_connect();
@@ -421,6 +430,133 @@ static void test_isolation_user(void **state)
         assert_string_equal(v, "2");
         snprintf(host, sizeof(host), "\n%s\n", sandbox_id);
         assert_non_null(strstr(res.out, host));
+}
+
+/* Owners and modes of the directories a new disk brings, as the sandbox user sees them:
+ * warren-init gives them (placeholders owned by host root in the image) to the sandbox. */
+static void check_disk_owners(int fd)
+{
+        static const char *argv[] = { "stat", "-c", "%n %u %g %a", "/", "/workspace", "/home",
+                                      "/home/user", "/tmp", "/root", NULL };
+        static struct job_result res;
+
+        wait_job(fd, spawn(fd, argv, RT_SANDBOX_UID, 0, 0, "/", NULL), &res);
+        assert_true(res.exited);
+        assert_int_equal(res.exit_code, 0);
+        assert_string_equal(res.out, "/ 0 0 755\n"
+                                     "/workspace 1001 1001 755\n"
+                                     "/home 0 0 755\n"
+                                     "/home/user 1001 1001 755\n"
+                                     "/tmp 0 0 1777\n"
+                                     "/root 0 0 700\n");
+}
+
+/* The main sandbox's disk was made cold (mke2fs), and it has the right owners inside. */
+static void test_disk_owners_cold(void **state)
+{
+        assert_false(main_disk_pooled);
+        check_disk_owners(ctl);
+}
+
+/* A sandbox whose disk comes ready from the pool: taken (no mke2fs), right owners inside,
+ * and the user can write its /workspace. */
+static void test_disk_owners_pooled(void **state)
+{
+        static const char *argv[] = { "/bin/sh", "-c", "echo hi > /workspace/f && cat /workspace/f",
+                                      NULL };
+        struct rt_spec spec = {
+                .id = "test-rt-pooled",
+                .template = "base",
+                .uid_base = 1000000000u + (uint32_t)((getpid() + 2) % 4096) * RT_UID_RANGE,
+                .limits = { .cpu_millis = 500, .memory_bytes = 128 * MiB, .pids = 64,
+                            .nofile = 256, .disk_bytes = 48 * MiB },
+        };
+        char err[RT_ERR_LEN] = "", path[PATH_MAX];
+        static struct job_result res;
+        struct rt_instance pi;
+        struct rt_metrics m = { 0 };
+        unsigned made = 0;
+        struct stat st;
+
+        snprintf(path, sizeof(path), "%s/disks/ready", data_dir);
+        assert_int_equal(stat(path, &st), 0);
+        assert_true(S_ISDIR(st.st_mode));
+        assert_int_equal(st.st_mode & 07777, 0700);
+
+        assert_int_equal(rt_disk_pool_count(spec.limits.disk_bytes), 0);
+        if (rt_disk_pool_fill(spec.limits.disk_bytes, 2, &made, err) < 0)
+                fail_msg("fill: %s", err);
+        assert_int_equal(made, 2);
+        assert_int_equal(rt_disk_pool_count(spec.limits.disk_bytes), 2);
+
+        if (rt_sandbox_create(&spec, &pi, &m, err) < 0)
+                fail_msg("create: %s", err);
+        fprintf(stderr, "pooled create: disk %.3f ms, total %.2f ms\n", m.disk_ms, m.total_ms);
+        assert_true(m.disk_pooled);
+        assert_int_equal(rt_disk_pool_count(spec.limits.disk_bytes), 1);
+        int fd = agent_connect_to(&pi);
+        assert_true(fd >= 0);
+        check_disk_owners(fd);
+        wait_job(fd, spawn(fd, argv, RT_SANDBOX_UID, 0, 0, "/", NULL), &res);
+        assert_true(res.exited);
+        assert_int_equal(res.exit_code, 0);
+        assert_string_equal(res.out, "hi\n");
+        close(fd);
+        if (rt_sandbox_destroy(spec.id, pi.init_pid, pi.init_starttime, err) < 0)
+                fail_msg("destroy: %s", err);
+        /* The ready image left is still there for the next create. */
+        assert_int_equal(rt_disk_pool_count(spec.limits.disk_bytes), 1);
+}
+
+/* A disk whose upper/workspace is a symlink to "/" (which, followed on the host by warren-init
+ * while still host root, would hand the host's root directory to the sandbox): the start
+ * fails at that directory, and nothing is chowned through the link. The crafted image is
+ * slipped into the pool, where a create takes it. */
+static void test_disk_symlink_refused(void **state)
+{
+        struct rt_spec spec = {
+                .id = "test-rt-symlink",
+                .template = "base",
+                .uid_base = 1000000000u + (uint32_t)((getpid() + 3) % 4096) * RT_UID_RANGE,
+                .limits = { .cpu_millis = 500, .memory_bytes = 64 * MiB, .pids = 16,
+                            .nofile = 256, .disk_bytes = 40 * MiB },
+        };
+        char err[RT_ERR_LEN] = "", stage[PATH_MAX], cmd[4 * PATH_MAX];
+        char img[PATH_MAX], ready[PATH_MAX + 64];
+        struct rt_instance bad;
+        struct rt_metrics m = { 0 };
+        struct stat before, after;
+
+        snprintf(stage, sizeof(stage), "%s/evil", tmpdir);
+        snprintf(cmd, sizeof(cmd), "%s/upper", stage);
+        assert_int_equal(util_mkdir_p(cmd, 0755), 0);
+        snprintf(cmd, sizeof(cmd), "%s/work", stage);
+        assert_int_equal(util_mkdir_p(cmd, 0700), 0);
+        snprintf(cmd, sizeof(cmd), "%s/upper/workspace", stage);
+        assert_int_equal(symlink("/", cmd), 0);
+        snprintf(img, sizeof(img), "%s/evil.img", tmpdir);
+        snprintf(cmd, sizeof(cmd),
+                 "truncate -s %llu %s && mke2fs -q -F -t ext4 -O ^has_journal -d %s %s "
+                 ">/dev/null 2>&1",
+                 (unsigned long long)spec.limits.disk_bytes, img, stage, img);
+        assert_int_equal(system(cmd), 0);
+        snprintf(ready, sizeof(ready), "%s/disks/ready/%llu/0123456789abcdef0123456789abcdef",
+                 data_dir, (unsigned long long)spec.limits.disk_bytes);
+        assert_int_equal(util_mkdir_p(ready, 0700), 0);
+        snprintf(ready + strlen(ready), sizeof(ready) - strlen(ready), "/disk.img");
+        assert_int_equal(rename(img, ready), 0);
+        assert_int_equal(rt_disk_pool_count(spec.limits.disk_bytes), 1);
+
+        assert_int_equal(stat("/", &before), 0);
+        int r = rt_sandbox_create(&spec, &bad, &m, err);
+        assert_true(r == -ELOOP || r == -ENOTDIR);
+        print_message("refused: %s\n", err);
+        assert_non_null(strstr(err, "upper/workspace"));
+        assert_int_equal(rt_disk_pool_count(spec.limits.disk_bytes), 0);
+        assert_int_equal(stat("/", &after), 0);
+        assert_int_equal(after.st_uid, before.st_uid);
+        assert_int_equal(after.st_gid, before.st_gid);
+        assert_int_equal(after.st_mode, before.st_mode);
 }
 
 /* warren-init itself, seen from the host: not host root, no_new_privs, seccomp. */
@@ -679,7 +815,8 @@ static void test_create_failure_cleans_up(void **state)
         struct rt_instance bad;
         struct stat st;
 
-        snprintf(path, sizeof(path), "%s/templates/broken/rootfs", data_dir);
+        /* An /etc (warren-init writes /etc/hostname first), and a /proc that is a symlink. */
+        snprintf(path, sizeof(path), "%s/templates/broken/rootfs/etc", data_dir);
         assert_int_equal(util_mkdir_p(path, 0755), 0);
         snprintf(path, sizeof(path), "%s/templates/broken/rootfs/proc", data_dir);
         assert_int_equal(symlink("/etc", path), 0);
@@ -738,6 +875,9 @@ int main(void)
                 cmocka_unit_test(test_isolation_user),
                 cmocka_unit_test(test_isolation_root),
                 cmocka_unit_test(test_init_confined),
+                cmocka_unit_test(test_disk_owners_cold),
+                cmocka_unit_test(test_disk_owners_pooled),
+                cmocka_unit_test(test_disk_symlink_refused),
                 cmocka_unit_test(test_root_kill_all_keeps_job),
                 cmocka_unit_test(test_stdin),
                 cmocka_unit_test(test_pty),
