@@ -1,14 +1,35 @@
 #!/usr/bin/env bash
-# Baseline latency benchmark: starts a real warrend (release build) on a random port with a
-# temporary data dir and measures, over loopback:
-#   - cold create (API call -> running), with bubblewrap `--unshare-all ... true` side by side
-#   - exec round trip of `echo hi` in a running sandbox
-# Prints a table (median, p90, p99, max) and writes bench/results.json.
-# Usage: sudo bench/run.sh [N]     (N samples per measurement, default 200)
+# Warren benchmark suite ("Speed at scale"): starts real warrend daemons (release build) on
+# 127.0.0.1 with temporary data dirs and measures create (cold, warm, bubblewrap side by side),
+# time to first output, exec, burst, density, file transfer and idle connections.
+# Prints a table and writes bench/results.json. See docs/performance.md.
+#
+# Usage: sudo bench/run.sh [--quick] [--bin-dir DIR] [--only SECTIONS] [--out FILE] [...]
+#   --quick       smoke run: 30 samples per row, density N = 50 (about 2 minutes)
+#   --bin-dir DIR directory holding warrend and warren-init (default build/, built with
+#                 scripts/build.sh release when missing)
+#   other flags go to bench/bench.py (--help lists them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "run.sh: needs root (sandboxes need it): sudo bench/run.sh" >&2; exit 1; }
+bin_dir=build
+args=()
+while [ $# -gt 0 ]; do
+        case "$1" in
+        --bin-dir) bin_dir=$2; shift 2 ;;
+        --bin-dir=*) bin_dir=${1#--bin-dir=}; shift ;;
+        *) args+=("$1"); shift ;;
+        esac
+done
 if ! command -v bwrap >/dev/null; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends bubblewrap >/dev/null
 fi
-[ -x build/warrend ] || scripts/build.sh release
-exec /usr/bin/python3 bench/bench_core.py --bin-dir build --samples "${1:-200}" --out bench/results.json
+if [ ! -x "$bin_dir/warrend" ] || [ ! -x "$bin_dir/warren-init" ]; then
+        if [ "$bin_dir" = build ]; then
+                scripts/build.sh release
+        else
+                echo "run.sh: no warrend / warren-init in $bin_dir" >&2
+                exit 1
+        fi
+fi
+exec /usr/bin/python3 bench/bench.py --bin-dir "$bin_dir" "${args[@]}"
