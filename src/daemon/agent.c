@@ -215,14 +215,31 @@ static int handle_frame(struct agent *a, const struct proto_hdr *h, const uint8_
         }
 }
 
+/* Reads land in one buffer shared by every agent connection (the loop is single-threaded
+ * and libuv pairs each alloc with its read), and complete frames are handled straight from
+ * it. A connection keeps memory of its own only for a partial frame, freed as soon as it is
+ * complete: thousands of idle sandboxes cost no receive buffers. */
+#define SHARED_BUF_SIZE (256u * 1024)
+static uint8_t *shared_buf;
+static bool shared_in_use;
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
         struct agent *a = h->data;
+        if (a->buf_len == 0 && !shared_in_use) {
+                if (!shared_buf)
+                        shared_buf = malloc(SHARED_BUF_SIZE);
+                if (shared_buf) {
+                        shared_in_use = true;
+                        *buf = uv_buf_init((char *)shared_buf, SHARED_BUF_SIZE);
+                        return;
+                }
+        }
+        /* Continuing a partial frame: read into the connection's own buffer. */
         if (a->buf_cap - a->buf_len < 65536) {
-                size_t cap = a->buf_cap ? a->buf_cap * 2 : 131072;
-                /* Never more than one maximal frame plus a read's worth. */
-                if (cap > PROTO_MAX_FRAME + PROTO_HDR_SIZE + 131072)
-                        cap = PROTO_MAX_FRAME + PROTO_HDR_SIZE + 131072;
+                size_t cap = a->buf_cap ? a->buf_cap * 2 : 65536;
+                if (cap > PROTO_MAX_FRAME + PROTO_HDR_SIZE + 65536)
+                        cap = PROTO_MAX_FRAME + PROTO_HDR_SIZE + 65536;
                 uint8_t *nb = cap > a->buf_cap ? realloc(a->buf, cap) : a->buf;
                 if (nb) {
                         a->buf = nb;
@@ -232,39 +249,74 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         *buf = uv_buf_init((char *)a->buf + a->buf_len, (unsigned)(a->buf_cap - a->buf_len));
 }
 
+/* Handle the complete frames in data[0..len); returns the bytes used, or < 0 after the
+ * connection was closed (protocol error, or a callback closed it). */
+static ssize_t consume(struct agent *a, const uint8_t *data, size_t len)
+{
+        size_t off = 0;
+        while (len - off >= PROTO_HDR_SIZE) {
+                struct proto_hdr h;
+                if (proto_hdr_decode(data + off, &h) < 0) {
+                        agent_shutdown(a, -EPROTO);
+                        return -EPROTO;
+                }
+                size_t total = 4 + (size_t)h.len;
+                if (len - off < total)
+                        break;
+                int r = handle_frame(a, &h, data + off + PROTO_HDR_SIZE, total - PROTO_HDR_SIZE);
+                if (r < 0) {
+                        agent_shutdown(a, r);
+                        return r;
+                }
+                if (a->closing)
+                        return -ECONNRESET; /* a callback closed or freed us */
+                off += total;
+        }
+        return (ssize_t)off;
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
         struct agent *a = s->data;
-        size_t off = 0;
+        bool shared = buf->base == (char *)shared_buf && shared_buf;
 
+        if (shared)
+                shared_in_use = false;
         if (nread < 0) {
                 agent_shutdown(a, (int)nread);
                 return;
         }
-        a->buf_len += (size_t)nread;
-        while (a->buf_len - off >= PROTO_HDR_SIZE) {
-                struct proto_hdr h;
-                if (proto_hdr_decode(a->buf + off, &h) < 0) {
-                        agent_shutdown(a, -EPROTO);
+        if (shared) {
+                ssize_t used = consume(a, shared_buf, (size_t)nread);
+                if (used < 0)
                         return;
+                size_t left = (size_t)nread - (size_t)used;
+                if (left) {
+                        /* Keep the partial frame; room for a whole maximal read after it. */
+                        size_t cap = left + 65536;
+                        uint8_t *nb = realloc(a->buf, cap);
+                        if (!nb) {
+                                agent_shutdown(a, -ENOMEM);
+                                return;
+                        }
+                        a->buf = nb;
+                        a->buf_cap = cap;
+                        memcpy(a->buf, shared_buf + used, left);
+                        a->buf_len = left;
                 }
-                size_t total = 4 + (size_t)h.len;
-                if (a->buf_len - off < total)
-                        break;
-                int r = handle_frame(a, &h, a->buf + off + PROTO_HDR_SIZE,
-                                     total - PROTO_HDR_SIZE);
-                if (r < 0) {
-                        agent_shutdown(a, r);
-                        return;
-                }
-                /* A callback may have freed or closed us. */
-                if (a->closing)
-                        return;
-                off += total;
+                return;
         }
-        if (off) {
-                memmove(a->buf, a->buf + off, a->buf_len - off);
-                a->buf_len -= off;
+        a->buf_len += (size_t)nread;
+        ssize_t used = consume(a, a->buf, a->buf_len);
+        if (used < 0)
+                return;
+        if ((size_t)used == a->buf_len) {
+                free(a->buf);
+                a->buf = NULL;
+                a->buf_len = a->buf_cap = 0;
+        } else if (used) {
+                memmove(a->buf, a->buf + used, a->buf_len - (size_t)used);
+                a->buf_len -= (size_t)used;
         }
 }
 
