@@ -74,6 +74,8 @@ struct manager {
         struct pool_class classes[MGR_POOL_MAX_CLASSES];
         unsigned pool_creating;
         uv_timer_t pool_timer;
+        uv_timer_t refill_soon; /* a refill on the next loop turn, after the answer */
+        bool refill_pending;
         /* teardown queue: at most cfg.teardown_concurrency stops/deletes run at once */
         struct work *tq_head, *tq_tail;
         unsigned td_running, td_queued;
@@ -387,18 +389,15 @@ static void on_agent_closed(struct agent *a, void *ud);
 static void expiry_fire(uv_timer_t *t)
 {
         struct sandbox *sb = t->data;
-        sb->timer_active = false;
         if (sb->state != SB_RUNNING)
                 return;
         if (util_wall_s() < sb->expires_at) {
                 /* Clock moved: wait the rest. */
                 uv_timer_start(&sb->timer, expiry_fire,
                                (uint64_t)(sb->expires_at - util_wall_s()) * 1000, 0);
-                sb->timer_active = true;
                 return;
         }
-        app_log("sandbox %s: timeout reached, stopping", sb->id);
-        sb_begin_stop(sb, "timeout");
+        sb_begin_stop(sb, "timeout reached");
 }
 
 static void expiry_arm(struct sandbox *sb)
@@ -406,13 +405,11 @@ static void expiry_arm(struct sandbox *sb)
         int64_t left = sb->expires_at - util_wall_s();
         uv_timer_stop(&sb->timer);
         uv_timer_start(&sb->timer, expiry_fire, left > 0 ? (uint64_t)left * 1000 : 0, 0);
-        sb->timer_active = true;
 }
 
 static void reconnect_fire(uv_timer_t *t)
 {
         struct sandbox *sb = t->data;
-        sb->timer_active = false;
         if (sb->state == SB_RUNNING && !sb->agent)
                 sb_agent_start(sb);
 }
@@ -480,13 +477,11 @@ static void on_agent_ready(struct agent *a, int status, void *ud)
         }
         if (!rt_sandbox_alive(sb->init_pid, sb->init_starttime) ||
             ++sb->reconnects > MGR_MAX_RECONNECTS) {
-                app_log("sandbox %s: agent gone, stopping", sb->id);
-                sb_begin_stop(sb, "agent gone");
+                sb_begin_stop(sb, "its agent is gone");
                 return;
         }
         uv_timer_stop(&sb->timer);
         uv_timer_start(&sb->timer, reconnect_fire, 200, 0);
-        sb->timer_active = true;
 }
 
 static void on_agent_closed(struct agent *a, void *ud)
@@ -497,14 +492,12 @@ static void on_agent_closed(struct agent *a, void *ud)
         if (sb->state != SB_RUNNING)
                 return;
         if (!rt_sandbox_alive(sb->init_pid, sb->init_starttime)) {
-                app_log("sandbox %s: init exited, stopping", sb->id);
-                sb_begin_stop(sb, "init exited");
+                sb_begin_stop(sb, "warren-init exited");
                 return;
         }
         /* The socket broke but init lives: reconnect (expiry is re-armed on success). */
         uv_timer_stop(&sb->timer);
         uv_timer_start(&sb->timer, reconnect_fire, 100, 0);
-        sb->timer_active = true;
 }
 
 int mgr_create(struct manager *m, const struct mgr_create_args *args, mgr_create_cb cb, void *ud)
@@ -617,7 +610,7 @@ static void sb_begin_stop(struct sandbox *sb, const char *why)
         }
         sb->state = SB_STOPPING;
         uv_timer_stop(&sb->timer);
-        sb->timer_active = false;
+        app_log("sandbox %s: stopping (%s)", sb->id, why);
         /* Jobs in flight learn that the sandbox is going (their requests get answers). */
         agent_free(sb->agent);
         sb->agent = NULL;
@@ -629,7 +622,6 @@ static void sb_begin_stop(struct sandbox *sb, const char *why)
                 app_log("sandbox %s: cannot queue stop: %s", sb->id, strerror(-r));
                 sb_free(sb);
         }
-        (void)why;
 }
 
 static void sb_begin_destroy(struct sandbox *sb)
@@ -756,7 +748,7 @@ int mgr_stop(struct manager *m, const char *id, mgr_done_cb cb, void *ud)
                 /* Every process dies now; waiting for the cgroup to empty and the cleanup run
                  * in the background (bounded by TEARDOWN_CONCURRENCY). */
                 sb_kill_now(sb);
-                sb_begin_stop(sb, "request");
+                sb_begin_stop(sb, "requested");
                 break;
         }
         if (cb)
@@ -940,6 +932,23 @@ static void pool_refill(struct manager *m)
         }
 }
 
+static void refill_soon_fire(uv_timer_t *t)
+{
+        struct manager *m = t->data;
+        m->refill_pending = false;
+        pool_refill(m);
+}
+
+/* Refill after the current request is answered: a refill starts creates (a uid-slot query,
+ * a store insert) and reads the pool's cgroups, none of which a hand-out should wait for. */
+static void pool_refill_soon(struct manager *m)
+{
+        if (m->refill_pending || m->shut)
+                return;
+        m->refill_pending = true;
+        uv_timer_start(&m->refill_soon, refill_soon_fire, 0, 0);
+}
+
 /* Every tick: shrink classes nobody asked for lately, then refill. */
 static void pool_tick(uv_timer_t *t)
 {
@@ -977,7 +986,7 @@ int mgr_pool_take(struct manager *m, const struct mgr_create_args *args, char *r
                 if (pc) {
                         pc->misses++;
                         pc->last_miss = now;
-                        pool_refill(m);
+                        pool_refill_soon(m);
                 }
                 return -ENOENT;
         }
@@ -1014,12 +1023,12 @@ int mgr_pool_take(struct manager *m, const struct mgr_create_args *args, char *r
                 pc->hits++;
                 snprintf(ret_id, id_len, "%s", sb->id);
                 app_log("sandbox %s: handed out by the warm pool (org %s)", sb->id, sb->org_id);
-                pool_refill(m);
+                pool_refill_soon(m);
                 return 0;
         }
         pc->misses++;
         pc->last_miss = now;
-        pool_refill(m);
+        pool_refill_soon(m);
         return -ENOENT;
 }
 
@@ -1150,9 +1159,8 @@ int mgr_adopt(struct manager *m)
                         sb_agent_start(sb);
                 } else {
                         sb->state = SB_RUNNING;
-                        app_log("sandbox %s: %s while the daemon was down, stopping", rec->id,
-                                !alive ? "gone" : "expired");
-                        sb_begin_stop(sb, "adopt");
+                        sb_begin_stop(sb, !alive ? "gone while the daemon was down"
+                                                 : "expired while the daemon was down");
                 }
                 free(rec->env_json);
                 free(row);
@@ -1194,6 +1202,8 @@ int mgr_new(struct app *app, struct manager **ret)
         uv_unref((uv_handle_t *)&m->sweep);
         uv_timer_init(app->loop, &m->pool_timer);
         m->pool_timer.data = m;
+        uv_timer_init(app->loop, &m->refill_soon);
+        m->refill_soon.data = m;
         m->pool_enabled = app->cfg.warm_pool_enabled && app->cfg.warm_pool_size > 0;
         if (m->pool_enabled) /* the server's defaults always; other classes on demand */
                 class_add(m, "base", app->cfg.default_cpu_millis, app->cfg.default_memory,
@@ -1214,6 +1224,8 @@ void mgr_shutdown(struct manager *m)
         uv_close((uv_handle_t *)&m->sweep, NULL);
         uv_timer_stop(&m->pool_timer);
         uv_close((uv_handle_t *)&m->pool_timer, NULL);
+        uv_timer_stop(&m->refill_soon);
+        uv_close((uv_handle_t *)&m->refill_soon, NULL);
         for (unsigned b = 0; b < MGR_BUCKETS; b++) {
                 for (struct sandbox *sb = m->buckets[b]; sb; sb = sb->next) {
                         uv_timer_stop(&sb->timer);

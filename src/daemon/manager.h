@@ -39,7 +39,6 @@ struct sandbox {
         struct agent *agent;
         char *ctl_path;
         uv_timer_t timer;   /* expiry, or agent reconnect */
-        bool timer_active;
         int reconnects;     /* consecutive failed agent connections */
         struct create_op *create; /* the create request, while CREATING */
         bool delete_after_stop;   /* a delete arrived while STOPPING */
