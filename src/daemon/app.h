@@ -59,6 +59,10 @@ void app_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Replace invalid UTF-8 in data with U+FFFD; returns a malloc'd NUL-terminated string. */
 char *utf8_sanitize(const uint8_t *data, size_t len, size_t *ret_len);
 
+/* Length of the longest prefix of data that is valid UTF-8. *ret_tail is set when the rest
+ * is only the incomplete start of one valid sequence (more bytes may complete it). */
+size_t utf8_valid_prefix(const uint8_t *data, size_t len, bool *ret_tail);
+
 /* ---- routes.c ---- */
 enum http_body_mode routes_on_headers(struct http_req *req, void *ud);
 void routes_on_request(struct http_req *req, void *ud);

@@ -131,6 +131,63 @@ void reply_errno(struct reqctx *c, int err, const char *what)
         reply_error(c, status, code, "%s: %s", what, strerror(err < 0 ? -err : err));
 }
 
+/* Length of the sequence starting with byte c (1-4), 0 if c cannot start one. */
+static size_t utf8_seq_len(unsigned char c, uint32_t *ret_cp)
+{
+        if (c < 0x80) {
+                *ret_cp = c;
+                return 1;
+        }
+        if ((c & 0xe0) == 0xc0) {
+                *ret_cp = c & 0x1f;
+                return 2;
+        }
+        if ((c & 0xf0) == 0xe0) {
+                *ret_cp = c & 0x0f;
+                return 3;
+        }
+        if ((c & 0xf8) == 0xf0) {
+                *ret_cp = c & 0x07;
+                return 4;
+        }
+        return 0;
+}
+
+/* Whether cp, made of n bytes, is a valid scalar in its shortest form. */
+static bool utf8_cp_ok(uint32_t cp, size_t n)
+{
+        return !((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+                 (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff);
+}
+
+size_t utf8_valid_prefix(const uint8_t *s, size_t len, bool *ret_tail)
+{
+        size_t i = 0;
+        *ret_tail = false;
+        while (i < len) {
+                uint32_t cp;
+                size_t n = utf8_seq_len(s[i], &cp);
+                if (n == 0)
+                        return i;
+                size_t k = 1;
+                for (; k < n && i + k < len; k++) {
+                        if ((s[i + k] & 0xc0) != 0x80)
+                                return i;
+                        cp = (cp << 6) | (s[i + k] & 0x3f);
+                }
+                if (k < n) {
+                        /* Cut short by the end of the data: fine so far if what is there could
+                         * still begin a valid sequence (checked loosely: the lead byte). */
+                        *ret_tail = true;
+                        return i;
+                }
+                if (!utf8_cp_ok(cp, n))
+                        return i;
+                i += n;
+        }
+        return i;
+}
+
 char *utf8_sanitize(const uint8_t *s, size_t len, size_t *ret_len)
 {
         /* Worst case: every byte becomes a 3-byte U+FFFD. */

@@ -21,6 +21,16 @@ json_t *parse_body(struct reqctx *c, bool required);
 /* Validate an env object (answers 400 itself). */
 int validate_env(struct reqctx *c, json_t *env, const char *field);
 
+/* An optional string field of a JSON object (answers 400 itself when it is not a string). */
+int field_str(struct reqctx *c, json_t *body, const char *name, const char **ret);
+
+/* exec.c: POST /api/v1/sandbox/:id/execute (JSON answer, or NDJSON events with "stream"). */
+void exec_handle(struct reqctx *c, const char *id);
+/* exec.c: POST /api/v1/sandbox/:id/run-code. */
+void exec_run_code(struct reqctx *c, const char *id);
+/* exec.c: "python" or "node" (or a shebang's language) for run-code without a language. */
+const char *exec_detect_language(const char *code);
+
 /* files.c: every /api/v1/sandbox/:id/files... route; rest is "" or "/list" etc. */
 void files_route(struct reqctx *c, const char *id, const char *rest);
 /* files.c: on_headers for PUT files/upload (streamed body). */
