@@ -42,6 +42,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char *u = utf8_sanitize(data, size, &n);
         if (u && strlen(u) > n)
                 abort();
+        /* What the validator accepts whole, the sanitiser must leave unchanged. */
+        bool tail;
+        size_t ok = utf8_valid_prefix(data, size, &tail);
+        if (ok > size || (tail && ok == size))
+                abort();
+        if (u && ok == size && (n != size || memcmp(u, data, size) != 0))
+                abort();
         free(u);
         free(s);
         return 0;

@@ -129,6 +129,28 @@ static void test_utf8(void **state)
         free(s);
 }
 
+static void test_utf8_prefix(void **state)
+{
+        bool tail;
+        assert_int_equal(utf8_valid_prefix((const uint8_t *)"abc", 3, &tail), 3);
+        assert_false(tail);
+        /* "caf" + the first byte of U+00E9: the rest may still come */
+        assert_int_equal(utf8_valid_prefix((const uint8_t *)"caf\xc3", 4, &tail), 3);
+        assert_true(tail);
+        /* a 4-byte sequence cut after 3 bytes */
+        assert_int_equal(utf8_valid_prefix((const uint8_t *)"x\xf0\x9f\x98", 4, &tail), 1);
+        assert_true(tail);
+        /* invalid byte in the middle: not a tail */
+        assert_int_equal(utf8_valid_prefix((const uint8_t *)"ab\xff" "cd", 5, &tail), 2);
+        assert_false(tail);
+        /* overlong and surrogate forms are invalid */
+        assert_int_equal(utf8_valid_prefix((const uint8_t *)"\xc0\xaf", 2, &tail), 0);
+        assert_false(tail);
+        assert_int_equal(utf8_valid_prefix((const uint8_t *)"\xed\xa0\x80", 3, &tail), 0);
+        assert_false(tail);
+        assert_int_equal(utf8_valid_prefix((const uint8_t *)"\xe2\x82\xac", 3, &tail), 3);
+}
+
 static void test_errno_table(void **state)
 {
         const char *code;
@@ -173,7 +195,8 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_cpus),   cmocka_unit_test(test_bytes),
                 cmocka_unit_test(test_format), cmocka_unit_test(test_b64),
-                cmocka_unit_test(test_utf8),   cmocka_unit_test(test_errno_table),
+                cmocka_unit_test(test_utf8),   cmocka_unit_test(test_utf8_prefix),
+                cmocka_unit_test(test_errno_table),
                 cmocka_unit_test(test_config),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
