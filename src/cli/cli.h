@@ -171,6 +171,12 @@ char *cli_sandbox_file_path(struct cli *c, const char *id, const char *suffix, c
 int cli_call(struct cli *c, const char *method, const char *path, const json_t *body,
              struct cli_answer *ret);
 
+/* POST a JSON body to path and hand each line of a 2xx answer (newline-delimited JSON) to
+ * on_line as it arrives; a negative return from on_line aborts. An error answer is kept in
+ * memory and reported in c->err. 0 or -EPROTO. */
+int cli_call_lines(struct cli *c, const char *path, const json_t *body,
+                   int (*on_line)(void *ud, const char *line, size_t len), void *ud);
+
 /* Release what an answer holds (accepts a zeroed answer). */
 void cli_answer_done(struct cli_answer *a);
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "b64.h"
 #include "cli.h"
 #include "util.h"
 
@@ -17,10 +18,10 @@ const char help_exec[] =
         "Usage: warren exec [OPTIONS] ID -- CMD [ARGS...]\n"
         "       warren exec [OPTIONS] ID --sh 'SHELL COMMAND'\n"
         "\n"
-        "Run a command in a sandbox. Its stdout goes to stdout and its stderr to stderr,\n"
-        "byte for byte as the server returns them (invalid UTF-8 arrives as U+FFFD), and\n"
-        "warren exits with the command's exit status (values above 255 become 255; a\n"
-        "command killed at its timeout exits 124). Output arrives when the command ends.\n"
+        "Run a command in a sandbox. Its stdout goes to stdout and its stderr to stderr\n"
+        "as it is written (streamed, byte for byte), and warren exits with the command's\n"
+        "exit status (values above 255 become 255; a command killed at its timeout exits\n"
+        "124). Interrupting warren (Ctrl-C) kills the command.\n"
         "\n"
         "CMD and ARGS are sent as an argv array, never through a shell: a single argument\n"
         "with spaces stays one argument. For pipes, redirections or variables use\n"
@@ -34,10 +35,12 @@ const char help_exec[] =
         "                     user namespace only)\n"
         "  --sh CMD           send CMD as a shell command string instead of an argv\n"
         "  --max-time S       give up waiting after S seconds (default: no limit)\n"
-        "  --json             print the answer; the exit status is still the command's\n"
+        "  --json             do not stream: print the server's one JSON answer when the\n"
+        "                     command ends (it keeps MAX_EXEC_OUTPUT bytes of each\n"
+        "                     stream, default 1 MiB); the exit status is still the command's\n"
         "\n"
-        "The server keeps up to MAX_EXEC_OUTPUT bytes (default 1 MiB) of each stream;\n"
-        "when it dropped the rest, warren warns on stderr after the output.\n"
+        "When warren reads slower than the command writes, the server drops output beyond\n"
+        "4 MiB in flight; warren then warns on stderr how many bytes were dropped.\n"
         "\n"
         "Examples:\n"
         "  warren exec $ID -- python3 -c 'print(1+1)'\n"
@@ -155,6 +158,84 @@ static int exec_parse(struct cli *c, int argc, char **argv, json_t *body, const 
         return CLI_CONTINUE;
 }
 
+/* State of a streamed exec. */
+struct stream {
+        bool got_exit;
+        int status;
+        bool timed_out;
+        int err; /* negative errno of a failed local write */
+};
+
+/* One event line of the stream (see docs/api.md). */
+static int on_event(void *ud, const char *line, size_t len)
+{
+        struct stream *st = ud;
+        json_t *ev = json_loadb(line, len, 0, NULL);
+        const char *type = json_string_value(json_object_get(ev, "type"));
+        int r = 0;
+
+        if (!ev || !type) {
+                json_decref(ev);
+                return 0; /* not an event we understand: skip it */
+        }
+        if (!strcmp(type, "stdout") || !strcmp(type, "stderr")) {
+                json_t *d = json_object_get(ev, "data");
+                int fd = type[3] == 'o' ? STDOUT_FILENO : STDERR_FILENO;
+                const char *enc = json_string_value(json_object_get(ev, "encoding"));
+                if (enc && !strcmp(enc, "base64") && json_is_string(d)) {
+                        size_t n, dl = json_string_length(d);
+                        uint8_t *buf = malloc(dl / 4 * 3 + 4);
+                        if (buf && b64_decode(json_string_value(d), dl, buf, &n) == 0)
+                                r = util_write_all(fd, buf, n);
+                        free(buf);
+                } else {
+                        r = write_stream(fd, d);
+                }
+        } else if (!strcmp(type, "dropped")) {
+                fprintf(stderr, "warren: warning: %lld bytes of %s were dropped (warren read "
+                                "slower than the command wrote)\n",
+                        (long long)json_integer_value(json_object_get(ev, "bytes")),
+                        json_string_value(json_object_get(ev, "stream")) ?: "output");
+        } else if (!strcmp(type, "exit")) {
+                json_int_t code = json_integer_value(json_object_get(ev, "code"));
+                st->timed_out = json_is_true(json_object_get(ev, "timed_out"));
+                st->status = st->timed_out ? EXEC_TIMED_OUT
+                                           : (code >= 0 && code <= 255 ? (int)code : 255);
+                st->got_exit = true;
+        } else if (!strcmp(type, "error")) {
+                char msg[512];
+                cli_sanitize(json_string_value(json_object_get(ev, "message")) ?: "error", msg,
+                             sizeof(msg));
+                fprintf(stderr, "warren: %s\n", msg);
+        }
+        json_decref(ev);
+        if (r < 0)
+                st->err = r;
+        return r;
+}
+
+/* Stream the command's output as it comes; the exit status from the "exit" event. */
+static int exec_streamed(struct cli *c, const char *path, json_t *body)
+{
+        struct stream st = {};
+        json_object_set_new(body, "stream", json_true());
+        fflush(stdout);
+        if (cli_call_lines(c, path, body, on_event, &st) < 0) {
+                if (st.err) {
+                        fprintf(stderr, "warren: writing the output: %s\n", strerror(-st.err));
+                        return CLI_EXIT_FAIL;
+                }
+                return cli_fail(c);
+        }
+        if (!st.got_exit) {
+                fputs("warren: the stream ended without the command's exit status\n", stderr);
+                return CLI_EXIT_FAIL;
+        }
+        if (st.timed_out)
+                fputs("warren: the command was killed at its timeout\n", stderr);
+        return st.status;
+}
+
 int verb_exec(struct cli *c, int argc, char **argv)
 {
         json_t *body = json_object();
@@ -179,8 +260,12 @@ int verb_exec(struct cli *c, int argc, char **argv)
                 r = CLI_EXIT_FAIL;
                 goto out;
         }
-        /* No stall guard and no default time limit: the server answers only when the
-         * command ends, which may take as long as the command's own timeout. */
+        /* No stall guard and no default time limit: a command may run (and stay silent) as
+         * long as its own timeout allows. */
+        if (!c->json) {
+                r = exec_streamed(c, path, body);
+                goto out;
+        }
         if (cli_call(c, "POST", path, body, &a) < 0) {
                 r = cli_fail(c);
                 goto out;
@@ -190,27 +275,7 @@ int verb_exec(struct cli *c, int argc, char **argv)
                 r = CLI_EXIT_FAIL;
                 goto out;
         }
-        if (c->json) {
-                cli_print_raw(&a);
-        } else {
-                /* Unbuffered writes: the bytes arrive exactly as the server sent them, and
-                 * all of stdout before any of stderr. */
-                fflush(stdout);
-                r = write_stream(STDOUT_FILENO, json_object_get(a.json, "stdout"));
-                if (r == 0)
-                        r = write_stream(STDERR_FILENO, json_object_get(a.json, "stderr"));
-                if (r < 0) {
-                        fprintf(stderr, "warren: writing the output: %s\n", strerror(-r));
-                        r = CLI_EXIT_FAIL;
-                        goto out;
-                }
-                if (json_is_true(json_object_get(a.json, "truncated")))
-                        fputs("warren: warning: the output was truncated by the server "
-                              "(MAX_EXEC_OUTPUT)\n",
-                              stderr);
-                if (json_is_true(json_object_get(a.json, "timed_out")))
-                        fputs("warren: the command was killed at its timeout\n", stderr);
-        }
+        cli_print_raw(&a);
         r = status;
 out:
         cli_answer_done(&a);

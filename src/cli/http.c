@@ -33,6 +33,11 @@ struct sink {
         bool decided;    /* the status was looked at (first write) */
         bool to_fd;      /* the body goes to fd */
         int err;         /* negative errno of a failed local write */
+        /* Line mode (a 2xx body of newline-delimited JSON): each complete line is handed to
+         * on_line as it arrives; only an unfinished line is kept (at most limit bytes). */
+        int (*on_line)(void *ud, const char *line, size_t len);
+        void *line_ud;
+        bool to_lines;
 };
 
 /* What an upload reads from. */
@@ -268,7 +273,30 @@ static size_t sink_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 
                 curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
                 s->to_fd = s->fd >= 0 && status >= 200 && status < 300;
+                s->to_lines = s->on_line && status >= 200 && status < 300;
                 s->decided = true;
+        }
+        if (s->to_lines) {
+                if (!sink_keep(s, ptr, len)) {
+                        s->err = -ENOMEM;
+                        return 0;
+                }
+                if (s->overflow)
+                        return 0; /* one line larger than the limit: give up */
+                size_t start = 0;
+                for (size_t i = 0; i < s->len; i++) {
+                        if (s->data[i] != '\n')
+                                continue;
+                        int r = s->on_line(s->line_ud, s->data + start, i - start);
+                        if (r < 0) {
+                                s->err = r;
+                                return 0;
+                        }
+                        start = i + 1;
+                }
+                memmove(s->data, s->data + start, s->len - start);
+                s->len -= start;
+                return len;
         }
         if (s->to_fd) {
                 int r = util_write_all(s->fd, ptr, len);
@@ -530,6 +558,38 @@ int cli_call(struct cli *c, const char *method, const char *path, const json_t *
         curl_slist_free_all(headers);
         if (r == 0)
                 r = finish_answer(c, &s, status, ret);
+        free(s.data);
+        return r;
+}
+
+int cli_call_lines(struct cli *c, const char *path, const json_t *body,
+                   int (*on_line)(void *ud, const char *line, size_t len), void *ud)
+{
+        char errbuf[CURL_ERROR_SIZE];
+        struct curl_slist *headers = NULL;
+        struct sink s = { .curl = c->curl, .limit = CLI_MAX_ANSWER, .fail_on_overflow = true,
+                          .fd = -1, .on_line = on_line, .line_ud = ud };
+        cleanup_free char *payload = json_dumps(body, JSON_COMPACT);
+        long status = 0;
+        int r;
+
+        if (!payload) {
+                set_error(c, "local", "out of memory");
+                return -EPROTO;
+        }
+        r = prepare(c, "POST", path, true, errbuf, &headers);
+        if (r < 0) {
+                set_error(c, "local", "out of memory");
+                return -EPROTO;
+        }
+        curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
+        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, payload);
+        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(payload));
+        r = perform(c, &s, NULL, errbuf, &status);
+        curl_slist_free_all(headers);
+        /* A last line without its newline still counts. */
+        if (r == 0 && s.to_lines && s.len > 0 && s.on_line(s.line_ud, s.data, s.len) < 0)
+                r = -EPROTO;
         free(s.data);
         return r;
 }

@@ -155,12 +155,24 @@ def test_exec_timeout_exits_124(server, sandbox):
         assert b"timeout" in p.stderr
 
 
-def test_exec_truncated_output_warns(server, sandbox):
-        p = cli(server, "exec", sandbox, "--", "sh", "-c",
-                "head -c 3000000 /dev/zero | tr '\\0' a")
-        assert p.returncode == 0
-        assert 0 < len(p.stdout) < 3000000 and set(p.stdout) == {ord("a")}
-        assert b"truncated" in p.stderr
+def test_exec_streams_everything_and_json_truncates(server, sandbox):
+        """Streamed (the default), all 3 MB arrive; the one-answer --json mode keeps
+        MAX_EXEC_OUTPUT (1 MiB) and says it truncated."""
+        cmd = ["sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' a"]
+        p = cli(server, "exec", sandbox, "--", *cmd)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout == b"a" * 3000000
+        p = cli(server, "exec", "--json", sandbox, "--", *cmd)
+        body = json.loads(p.stdout)
+        assert body["truncated"] is True and len(body["stdout"]) == 1048576
+
+
+def test_exec_streams_binary_output_exactly(server, sandbox):
+        server.sh(sandbox, "head -c 200000 /dev/urandom > /workspace/b")
+        want = server.read_file(sandbox, "/workspace/b")
+        p = cli(server, "exec", sandbox, "--", "cat", "/workspace/b")
+        assert p.returncode == 0, p.stderr
+        assert p.stdout == want
 
 
 def test_exec_json_keeps_the_exit_status(server, sandbox):
