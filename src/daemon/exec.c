@@ -534,17 +534,27 @@ static void exec_start(struct reqctx *c, struct sandbox *sb, const char **argv, 
         }
 }
 
+/* The running sandbox and the JSON body of an exec route; NULL after answering 4xx/5xx. */
+static json_t *exec_begin(struct reqctx *c, const char *id, struct sandbox **ret_sb)
+{
+        struct sandbox *sb = exec_sandbox(c, id);
+        if (!sb)
+                return NULL;
+        json_t *body = parse_body(c, true);
+        if (body)
+                *ret_sb = sb;
+        return body;
+}
+
 void exec_handle(struct reqctx *c, const char *id)
 {
         cleanup_free const char **argv = NULL;
         struct exec_params p;
+        struct sandbox *sb;
         uint32_t argc;
         json_t *v;
 
-        struct sandbox *sb = exec_sandbox(c, id);
-        if (!sb)
-                return;
-        json_t *body = parse_body(c, true);
+        json_t *body = exec_begin(c, id, &sb);
         if (!body)
                 return;
         v = json_object_get(body, "command");
@@ -626,11 +636,9 @@ void exec_run_code(struct reqctx *c, const char *id)
         };
         const char *code = NULL, *language = NULL, *argv[4] = { 0 };
         struct exec_params p;
+        struct sandbox *sb;
 
-        struct sandbox *sb = exec_sandbox(c, id);
-        if (!sb)
-                return;
-        json_t *body = parse_body(c, true);
+        json_t *body = exec_begin(c, id, &sb);
         if (!body)
                 return;
         if (field_str(c, body, "code", &code) < 0 || field_str(c, body, "language", &language) < 0)

@@ -151,3 +151,16 @@ def test_run_code_explicit_language_and_errors(server, sandbox):
         assert_error(server.post(url, json={"code": "#" * (100 * 1024 + 1)}), 413)
         assert_error(server.post(url, json={"code": "print(1)", "timeout": -1}), 400,
                      mentions="timeout")
+
+
+def test_command_longer_than_an_argument_may_be_is_refused(server, sandbox):
+        """The kernel takes at most 128 KiB per argument: a longer one is a clear 400, not a
+        failed exec."""
+        url = f"/api/v1/sandbox/{sandbox}/execute"
+        assert_error(server.post(url, json={"command": "echo " + "x" * (128 * 1024)}), 400,
+                     mentions="command")
+        assert_error(server.post(url, json={"command": ["echo", "x" * (128 * 1024)]}), 400,
+                     mentions="command[1]")
+        res = server.exec(sandbox, ["sh", "-c", 'printf %s "$1" | wc -c', "sh",
+                                    "x" * (128 * 1024 - 1)])
+        assert res["stdout"].strip() == str(128 * 1024 - 1)
