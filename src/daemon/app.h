@@ -20,6 +20,8 @@ struct app {
         struct http_server *http;
         struct manager *mgr;
         int port; /* bound TCP port */
+        struct live *live; /* long-lived connections by credential (live.c) */
+        size_t n_live;
 };
 
 /* Per-request state, owned by the handler from on_headers until the reply. */
