@@ -36,7 +36,7 @@
 #include <string.h>
 
 #define SPAWN_FIXED_SIZE 36
-#define SPAWN_FLAGS_KNOWN (PROTO_SPAWN_PTY | PROTO_SPAWN_STDIN)
+#define SPAWN_FLAGS_KNOWN (PROTO_SPAWN_PTY | PROTO_SPAWN_STDIN | PROTO_SPAWN_KEEP)
 /* Largest SPAWN payload: a frame's len field also counts the 8 header bytes after it. */
 #define SPAWN_MAX_PAYLOAD ((size_t)PROTO_MAX_FRAME - (PROTO_HDR_SIZE - 4))
 

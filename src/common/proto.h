@@ -28,6 +28,20 @@
  *   ERROR   (init -> d)  i32 errno (positive), then a UTF-8 message (no NUL): SPAWN failed.
  *   PING / PONG          empty; liveness check.
  *   KILLALL (d -> init)  empty; SIGKILL every job (used by stop before init itself is killed).
+ *   ATTACH  (d -> init)  empty; take over a kept job (PROTO_SPAWN_KEEP) from a connection that
+ *                        is gone (a daemon restart) or from another one. Answered with
+ *                        ATTACHED, then the OUTPUT frames init held for the job, then EXIT
+ *                        if the job has ended (again, if an earlier connection got it); or
+ *                        ERROR ENOENT when init has no such job.
+ *   ATTACHED (init -> d) u32 pid (0 if not started yet), u64 offset: how many output bytes of
+ *                        the job came before the first OUTPUT frame that follows (output sent
+ *                        to a connection that died is lost: the daemon sees a gap).
+ *   RELEASE (d -> init)  empty; the daemon recorded a kept job's EXIT: init may forget it.
+ *
+ * Kept jobs: output produced while no connection owns the job is held in init (encoded
+ * frames, up to INIT_HOLD_MAX bytes; then init stops reading the job's pipes, so the job
+ * blocks on write instead of losing output), and the job's record stays after it ended until
+ * a RELEASE, so its exit status survives a daemon restart.
  */
 #ifndef WARREN_PROTO_H
 #define WARREN_PROTO_H
@@ -58,6 +72,9 @@ enum proto_type {
         PROTO_PING = 10,
         PROTO_PONG = 11,
         PROTO_KILLALL = 12,
+        PROTO_ATTACH = 13,
+        PROTO_ATTACHED = 14,
+        PROTO_RELEASE = 15,
 };
 
 #define PROTO_F_EOF 1
@@ -67,6 +84,7 @@ enum proto_type {
 /* SPAWN flags */
 #define PROTO_SPAWN_PTY 1u   /* run on a new pseudo-terminal (cols/rows used) */
 #define PROTO_SPAWN_STDIN 2u /* keep a stdin pipe open for STDIN frames; else stdin is /dev/null */
+#define PROTO_SPAWN_KEEP 4u  /* a kept job: survives its connection (see ATTACH) */
 
 /* A decoded frame header. */
 struct proto_hdr {
@@ -120,6 +138,15 @@ static inline uint32_t proto_get_u32(const uint8_t *p)
 {
         return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
                ((uint32_t)p[3] << 24);
+}
+static inline void proto_put_u64(uint8_t *p, uint64_t v)
+{
+        proto_put_u32(p, (uint32_t)v);
+        proto_put_u32(p + 4, (uint32_t)(v >> 32));
+}
+static inline uint64_t proto_get_u64(const uint8_t *p)
+{
+        return (uint64_t)proto_get_u32(p) | ((uint64_t)proto_get_u32(p + 4) << 32);
 }
 static inline void proto_put_u16(uint8_t *p, uint16_t v)
 {

@@ -50,6 +50,14 @@ int64_t util_wall_s(void)
         return (int64_t)ts.tv_sec;
 }
 
+int64_t util_wall_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* RFC 3339 UTC with second precision ("2026-01-30T10:00:00Z", 20 characters). A time that
  * cannot be represented (gmtime_r fails, or a year wider than 4 digits) gives the epoch, so
  * the output is always well-formed JSON-safe text. buf gets an empty string if len < 21. */

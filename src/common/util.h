@@ -73,6 +73,8 @@ double util_ms_since(uint64_t start_ns);
 
 /* Wall clock as seconds since the epoch. */
 int64_t util_wall_s(void);
+/* Wall clock as milliseconds since the epoch. */
+int64_t util_wall_ms(void);
 
 /* Format an epoch time as RFC 3339 UTC ("2026-01-30T10:00:00Z") into buf (>= 21 bytes). */
 void util_fmt_time(int64_t epoch_s, char *buf, size_t len);

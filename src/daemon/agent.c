@@ -176,6 +176,12 @@ static int handle_frame(struct agent *a, const struct proto_hdr *h, const uint8_
                 if (j->ops->started)
                         j->ops->started(j->ud, proto_get_u32(p));
                 return 0;
+        case PROTO_ATTACHED:
+                if (n < 12)
+                        return -EPROTO;
+                if (j->ops->attached)
+                        j->ops->attached(j->ud, proto_get_u32(p), proto_get_u64(p + 4));
+                return 0;
         case PROTO_OUTPUT:
                 if (j->ops->output)
                         j->ops->output(j->ud, h->flags == PROTO_STREAM_STDERR ? 2 : 1, p, n);
@@ -388,27 +394,19 @@ int agent_connect(uv_loop_t *loop, const char *path, agent_ready_cb on_ready,
         return 0;
 }
 
-int agent_spawn(struct agent *a, const struct proto_spawn *spawn, const struct agent_job_ops *ops,
-                void *ud, uint32_t *ret_job)
+/* Register a job under id and send its first frame (SPAWN with payload, or ATTACH). */
+static int job_start(struct agent *a, uint8_t type, uint32_t id, const void *payload,
+                     size_t len, const struct agent_job_ops *ops, void *ud)
 {
-        cleanup_free uint8_t *payload = NULL;
-        size_t len;
-        int r;
-
-        if (!a->ready || a->closing)
-                return -ENOTCONN;
-        r = proto_spawn_encode(spawn, &payload, &len);
-        if (r < 0)
-                return r;
+        if (job_find(a, id, NULL))
+                return -EEXIST;
         struct job *j = calloc(1, sizeof(*j));
         if (!j)
                 return -ENOMEM;
-        j->id = a->next_job++;
-        if (a->next_job == 0)
-                a->next_job = 1;
+        j->id = id;
         j->ops = ops;
         j->ud = ud;
-        r = send_frame(a, PROTO_SPAWN, 0, j->id, payload, len);
+        int r = send_frame(a, type, 0, id, payload, len);
         if (r < 0) {
                 free(j);
                 return r;
@@ -416,8 +414,84 @@ int agent_spawn(struct agent *a, const struct proto_spawn *spawn, const struct a
         j->next = a->jobs;
         a->jobs = j;
         a->n_jobs++;
-        *ret_job = j->id;
         return 0;
+}
+
+int agent_spawn_id(struct agent *a, uint32_t id, const struct proto_spawn *spawn,
+                   const struct agent_job_ops *ops, void *ud)
+{
+        cleanup_free uint8_t *payload = NULL;
+        size_t len;
+        int r;
+
+        if (!a->ready || a->closing)
+                return -ENOTCONN;
+        if (id == 0)
+                return -EINVAL;
+        r = proto_spawn_encode(spawn, &payload, &len);
+        if (r < 0)
+                return r;
+        return job_start(a, PROTO_SPAWN, id, payload, len, ops, ud);
+}
+
+int agent_spawn(struct agent *a, const struct proto_spawn *spawn, const struct agent_job_ops *ops,
+                void *ud, uint32_t *ret_job)
+{
+        /* Ids of request-scoped jobs stay below AGENT_KEPT_ID_BASE, where kept jobs live. */
+        uint32_t id = a->next_job & (AGENT_KEPT_ID_BASE - 1);
+        if (id == 0)
+                id = 1;
+        a->next_job = id + 1;
+        int r = agent_spawn_id(a, id, spawn, ops, ud);
+        if (r < 0)
+                return r;
+        *ret_job = id;
+        return 0;
+}
+
+int agent_attach(struct agent *a, uint32_t id, const struct agent_job_ops *ops, void *ud)
+{
+        if (!a->ready || a->closing)
+                return -ENOTCONN;
+        return job_start(a, PROTO_ATTACH, id, NULL, 0, ops, ud);
+}
+
+int agent_release(struct agent *a, uint32_t id)
+{
+        return send_frame(a, PROTO_RELEASE, 0, id, NULL, 0);
+}
+
+int agent_stdin(struct agent *a, uint32_t id, const void *data, size_t len, bool eof)
+{
+        const uint8_t *p = data;
+
+        if (!a->ready || a->closing)
+                return -ENOTCONN;
+        do {
+                size_t n = len > PROTO_MAX_DATA ? PROTO_MAX_DATA : len;
+                bool last = n == len;
+                int r = send_frame(a, PROTO_STDIN, last && eof ? PROTO_F_EOF : 0, id, p, n);
+                if (r < 0)
+                        return r;
+                p += n;
+                len -= n;
+        } while (len > 0);
+        return 0;
+}
+
+int agent_resize(struct agent *a, uint32_t id, uint16_t cols, uint16_t rows)
+{
+        uint8_t p[4];
+
+        proto_put_u16(p, cols);
+        proto_put_u16(p + 2, rows);
+        return send_frame(a, PROTO_RESIZE, 0, id, p, sizeof(p));
+}
+
+size_t agent_write_queue(const struct agent *a)
+{
+        return a && !a->closing ? uv_stream_get_write_queue_size((const uv_stream_t *)&a->pipe)
+                                : 0;
 }
 
 int agent_signal(struct agent *a, uint32_t job, int sig)

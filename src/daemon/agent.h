@@ -23,7 +23,14 @@ struct agent_job_ops {
         /* The job could not start (err > 0 errno from init, with its message) or the
          * connection was lost (err = ECONNRESET). */
         void (*error)(void *ud, int err, const char *msg);
+        /* agent_attach() succeeded: the command's pid (0 if not started yet) and the log
+         * offset of the first OUTPUT byte that follows. */
+        void (*attached)(void *ud, uint32_t pid, uint64_t offset);
 };
+
+/* Job ids at or above this are kept jobs (PROTO_SPAWN_KEEP) whose ids the daemon persists;
+ * agent_spawn() picks ids below it. */
+#define AGENT_KEPT_ID_BASE 0x80000000u
 
 /* Called once when the connection is ready (status 0, HELLO received) or failed (< 0). */
 typedef void (*agent_ready_cb)(struct agent *a, int status, void *ud);
@@ -38,6 +45,26 @@ int agent_connect(uv_loop_t *loop, const char *path, agent_ready_cb on_ready,
 /* Start a job. *ret_job gets its id. -ENOTCONN if the agent is not ready. */
 int agent_spawn(struct agent *a, const struct proto_spawn *spawn, const struct agent_job_ops *ops,
                 void *ud, uint32_t *ret_job);
+
+/* Start a job under an id the caller chose (kept jobs). -EEXIST if the id is in use. */
+int agent_spawn_id(struct agent *a, uint32_t id, const struct proto_spawn *spawn,
+                   const struct agent_job_ops *ops, void *ud);
+
+/* Take over a kept job after a reconnect: ops->attached, then output, then exit; or
+ * error(ENOENT) when init does not know the job. */
+int agent_attach(struct agent *a, uint32_t id, const struct agent_job_ops *ops, void *ud);
+
+/* Tell init a kept job's end is recorded (it may forget the job). */
+int agent_release(struct agent *a, uint32_t id);
+
+/* Write to a job's stdin (split into frames); eof closes it after the bytes. */
+int agent_stdin(struct agent *a, uint32_t id, const void *data, size_t len, bool eof);
+
+/* Set a PTY job's window size. */
+int agent_resize(struct agent *a, uint32_t id, uint16_t cols, uint16_t rows);
+
+/* Bytes queued for writing to init (stdin backpressure). */
+size_t agent_write_queue(const struct agent *a);
 
 /* Send a signal to a job's process group. */
 int agent_signal(struct agent *a, uint32_t job, int sig);

@@ -21,6 +21,7 @@ struct app {
         struct manager *mgr;
         int port; /* bound TCP port */
         struct live *live; /* long-lived connections by credential (live.c) */
+        struct jobs *jobs; /* background jobs held in memory (jobs.c) */
         size_t n_live;
 };
 

@@ -73,6 +73,18 @@ static const struct knob {
           "sandbox teardowns (stop, delete) run in the background at once" },
         { "DISK_POOL_SIZE", K_INT, "4", offsetof(struct config, disk_pool_size),
           "blank disk images made ahead per disk size in use (0: make each on create)" },
+        { "JOB_RING_BYTES", K_BYTES, "1Mi", offsetof(struct config, job_ring_bytes),
+          "latest output of each running background job kept in memory" },
+        { "JOB_LOG_MAX", K_BYTES, "16Mi", offsetof(struct config, job_log_max),
+          "latest output of each background job kept on disk (replayable)" },
+        { "MAX_JOBS_PER_SANDBOX", K_INT, "64", offsetof(struct config, max_jobs_per_sandbox),
+          "background jobs (incl. terminals) running at once in one sandbox" },
+        { "MAX_PTYS_PER_SANDBOX", K_INT, "16", offsetof(struct config, max_ptys_per_sandbox),
+          "terminals (PTY jobs) running at once in one sandbox" },
+        { "MAX_ATTACH_PER_JOB", K_INT, "8", offsetof(struct config, max_attach_per_job),
+          "WebSocket attachments to one job at once" },
+        { "JOB_HISTORY", K_INT, "500", offsetof(struct config, job_history),
+          "job records (with their logs) kept per sandbox; the oldest ended go first" },
 };
 
 void config_usage(FILE *f)
@@ -276,6 +288,16 @@ int config_load(struct config *cfg, int argc, char **argv, int *ret_argi)
             cfg->warm_pool_size > 1000 || cfg->disk_pool_size > 1000) {
                 fprintf(stderr, "warrend: TEARDOWN_CONCURRENCY must be 1-64, WARM_POOL_SIZE and "
                                 "DISK_POOL_SIZE at most 1000\n");
+                return -EINVAL;
+        }
+        if (cfg->job_ring_bytes < 4096 || cfg->job_ring_bytes > (1ull << 30) ||
+            cfg->job_log_max < 4096 || cfg->job_log_max > (1ull << 40) ||
+            cfg->max_jobs_per_sandbox < 1 || cfg->max_jobs_per_sandbox > 4000 ||
+            cfg->max_ptys_per_sandbox < 0 || cfg->max_attach_per_job < 1 ||
+            cfg->max_attach_per_job > 1000 || cfg->job_history < cfg->max_jobs_per_sandbox) {
+                fprintf(stderr, "warrend: JOB_RING_BYTES must be 4Ki-1Gi, JOB_LOG_MAX 4Ki-1Ti, "
+                                "MAX_JOBS_PER_SANDBOX 1-4000, MAX_ATTACH_PER_JOB 1-1000, "
+                                "JOB_HISTORY at least MAX_JOBS_PER_SANDBOX\n");
                 return -EINVAL;
         }
         if (cfg->min_timeout_s < 1 || cfg->min_timeout_s > cfg->max_timeout_s ||

@@ -37,6 +37,12 @@ struct config {
         uint64_t warm_pool_max_idle_memory; /* WARM_POOL_MAX_IDLE_MEMORY (1Gi) */
         int64_t teardown_concurrency;  /* TEARDOWN_CONCURRENCY (2) */
         int64_t disk_pool_size;        /* DISK_POOL_SIZE (4): blank disks kept per size */
+        uint64_t job_ring_bytes;       /* JOB_RING_BYTES (1Mi): in-memory output per job */
+        uint64_t job_log_max;          /* JOB_LOG_MAX (16Mi): on-disk output per job */
+        int64_t max_jobs_per_sandbox;  /* MAX_JOBS_PER_SANDBOX (64) running */
+        int64_t max_ptys_per_sandbox;  /* MAX_PTYS_PER_SANDBOX (16) running */
+        int64_t max_attach_per_job;    /* MAX_ATTACH_PER_JOB (8) */
+        int64_t job_history;           /* JOB_HISTORY (500) records per sandbox */
         char admin_key[128];           /* WARREN_ADMIN_KEY: bootstrap key instead of a random one */
 };
 

@@ -314,7 +314,7 @@ static void exec_abort(struct http_req *req)
 }
 
 /* Build argv from "command": a string runs through /bin/sh -c, an array is the argv. */
-static int exec_argv(struct reqctx *c, json_t *cmd, const char ***ret_argv, uint32_t *ret_argc)
+int exec_argv(struct reqctx *c, json_t *cmd, const char ***ret_argv, uint32_t *ret_argc)
 {
         const char **argv;
         if (json_is_string(cmd)) {
@@ -362,7 +362,7 @@ static int exec_argv(struct reqctx *c, json_t *cmd, const char ***ret_argv, uint
 }
 
 /* The environment of a command: defaults, then the sandbox's env, then the request's. */
-static int exec_env(struct sandbox *sb, json_t *req_env, bool root, const char ***ret_env,
+int exec_env(struct sandbox *sb, json_t *req_env, bool root, const char ***ret_env,
                     uint32_t *ret_envc, char **ret_storage)
 {
         json_t *all = json_object();
@@ -408,15 +408,8 @@ static int exec_env(struct sandbox *sb, json_t *req_env, bool root, const char *
         return 0;
 }
 
-/* What a command needs besides its argv, read from the request body (answers 400 itself). */
-struct exec_params {
-        const char *cwd;
-        int64_t timeout_ms;
-        uint32_t uid;
-        json_t *env; /* borrowed from the body, or NULL */
-};
 
-static int exec_params(struct reqctx *c, json_t *body, struct exec_params *p)
+int exec_params(struct reqctx *c, json_t *body, struct exec_params *p)
 {
         const char *user = "user";
         json_t *v;
@@ -426,6 +419,8 @@ static int exec_params(struct reqctx *c, json_t *body, struct exec_params *p)
         p->uid = RT_SANDBOX_UID;
         p->env = NULL;
         v = json_object_get(body, "working_dir");
+        if (!v || json_is_null(v))
+                v = json_object_get(body, "cwd"); /* the name /processes documents */
         if (v && !json_is_null(v)) {
                 if (!json_is_string(v) || json_string_value(v)[0] != '/' ||
                     json_string_length(v) > 4096 ||
@@ -467,7 +462,7 @@ static int exec_params(struct reqctx *c, json_t *body, struct exec_params *p)
 }
 
 /* The running sandbox for an exec route with a ready agent; answers 404/409/503 itself. */
-static struct sandbox *exec_sandbox(struct reqctx *c, const char *id)
+struct sandbox *exec_sandbox(struct reqctx *c, const char *id)
 {
         struct store_sandbox rec = {};
         if (lookup_sandbox(c, id, &rec) < 0) {

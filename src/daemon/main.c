@@ -16,6 +16,7 @@
 
 #include "app.h"
 #include "auth.h"
+#include "jobs.h"
 #include "manager.h"
 #include "runtime.h"
 #include "util.h"
@@ -30,6 +31,7 @@ static void on_signal(uv_signal_t *h, int signum)
         uv_signal_stop(&sig_int);
         http_server_close(app.http);
         mgr_shutdown(app.mgr);
+        jobs_shutdown(&app);
         uv_stop(app.loop);
 }
 
@@ -173,6 +175,9 @@ int main(int argc, char **argv)
                 fprintf(stderr, "warrend: http: %s\n", strerror(-r));
                 return 1;
         }
+        r = jobs_init(&app);
+        if (r < 0)
+                return 1;
         r = mgr_new(&app, &app.mgr);
         if (r < 0)
                 return 1;

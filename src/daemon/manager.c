@@ -10,6 +10,7 @@
  * libuv threadpool; the loop thread only updates the store and the table.
  */
 #include "manager.h"
+#include "jobs.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -214,6 +215,11 @@ static void record_status(struct manager *m, const char *id, const char *status,
         if (r < 0)
                 app_log("store: updating %s failed: %s", id, strerror(-r));
         store_sandbox_clear(&rec);
+        /* Its processes are gone (or going): so are its background jobs. */
+        if (!strcmp(status, "stopping") || !strcmp(status, "stopped") ||
+            !strcmp(status, "deleting") || !strcmp(status, "error"))
+                jobs_sandbox_ended(m->app, id, strcmp(status, "deleting") == 0 ? "was deleted"
+                                                                                  : "stopped");
 }
 
 /* ---- threadpool work ---- */
@@ -455,6 +461,8 @@ static void on_agent_ready(struct agent *a, int status, void *ud)
                         create_done(sb, 0, NULL);
                 } else if (sb->state == SB_RUNNING && !sb->pool) {
                         expiry_arm(sb);
+                        /* Reconnected (or adopted after a restart): take its jobs back. */
+                        jobs_agent_ready(sb->mgr->app, sb);
                 }
                 return;
         }

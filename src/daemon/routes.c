@@ -612,6 +612,10 @@ void routes_on_request(struct http_req *req, void *ud)
                         return m == HTTP_M_POST ? exec_handle(c, id) : method_not_allowed(c);
                 if (strcmp(rest, "/run-code") == 0)
                         return m == HTTP_M_POST ? exec_run_code(c, id) : method_not_allowed(c);
+                if ((strncmp(rest, "/processes", 10) == 0 &&
+                     (rest[10] == '\0' || rest[10] == '/')) ||
+                    strcmp(rest, "/terminals") == 0)
+                        return processes_route(c, id, rest);
                 if (m == HTTP_M_PUT && strcmp(rest, "/files/upload") == 0)
                         return files_upload_complete(c);
                 if (strncmp(rest, "/files", 6) == 0 && (rest[6] == '\0' || rest[6] == '/'))

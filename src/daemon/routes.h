@@ -24,6 +24,33 @@ int validate_env(struct reqctx *c, json_t *env, const char *field);
 /* An optional string field of a JSON object (answers 400 itself when it is not a string). */
 int field_str(struct reqctx *c, json_t *body, const char *name, const char **ret);
 
+struct sandbox;
+
+/* exec.c: build argv from "command": a string runs through /bin/sh -c, an array is the
+ * argv (strings point into cmd; *ret_argv is malloc'd). Answers 400 itself (-EINVAL). */
+int exec_argv(struct reqctx *c, json_t *cmd, const char ***ret_argv, uint32_t *ret_argc);
+/* exec.c: the environment of a command: defaults, the sandbox's env, then req_env. */
+int exec_env(struct sandbox *sb, json_t *req_env, bool root, const char ***ret_env,
+             uint32_t *ret_envc, char **ret_storage);
+/* exec.c: what a command needs besides its argv, read from the request body ("working_dir"
+ * or "cwd", "timeout" in ms, "user", "env"); answers 400 itself. */
+struct exec_params {
+        const char *cwd;
+        int64_t timeout_ms;
+        uint32_t uid;
+        json_t *env; /* borrowed from the body, or NULL */
+};
+int exec_params(struct reqctx *c, json_t *body, struct exec_params *p);
+/* exec.c: the running sandbox for an exec route with a ready agent; answers 404/409/503. */
+struct sandbox *exec_sandbox(struct reqctx *c, const char *id);
+
+/* processes.c: every /api/v1/sandbox/:id/processes... and /terminals route. */
+void processes_route(struct reqctx *c, const char *id, const char *rest);
+
+struct store_job;
+/* attach.c: GET /api/v1/sandbox/:id/processes/:ref/attach, a WebSocket onto a job. */
+void attach_start(struct reqctx *c, const char *id, const struct store_job *rec);
+
 /* exec.c: POST /api/v1/sandbox/:id/execute (JSON answer, or NDJSON events with "stream"). */
 void exec_handle(struct reqctx *c, const char *id);
 /* exec.c: POST /api/v1/sandbox/:id/run-code. */

@@ -51,6 +51,9 @@ static int decode_payload(struct init_req *req, uint8_t *payload, size_t n)
         case PROTO_PING:
         case PROTO_KILLALL:
                 return n == 0 ? 0 : -EPROTO;
+        case PROTO_ATTACH:
+        case PROTO_RELEASE:
+                return req->job != 0 && n == 0 ? 0 : -EPROTO;
         default:
                 return -EPROTO;
         }

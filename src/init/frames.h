@@ -15,7 +15,7 @@
 /* One decoded, well-formed request from the daemon. */
 struct init_req {
         uint8_t type;  /* PROTO_SPAWN, PROTO_STDIN, PROTO_SIGNAL, PROTO_RESIZE, PROTO_PING,
-                        * PROTO_KILLALL */
+                        * PROTO_KILLALL, PROTO_ATTACH, PROTO_RELEASE */
         uint8_t flags; /* header flags (STDIN: PROTO_F_EOF) */
         uint32_t job;  /* header job id */
         const uint8_t *data; /* STDIN: bytes to write (points into the input buffer) */

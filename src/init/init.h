@@ -28,6 +28,9 @@
 #define INIT_INQ_MAX (1u << 20)
 /* Daemon connections open at once (the daemon uses one; a restart briefly two). */
 #define INIT_MAX_CONNS 16
+/* Output bytes (encoded frames) held for a kept job that no connection owns; beyond it the
+ * job's pipes are not read until a connection attaches. */
+#define INIT_HOLD_MAX (1u << 20)
 /* Jobs alive at once (the pids cgroup bounds processes; this bounds our bookkeeping). */
 #define INIT_MAX_JOBS 4096
 
@@ -83,6 +86,14 @@ struct job {
                              * and dropped until EOF, so they never die of SIGPIPE because of
                              * us, and they are still killed at the deadline */
         bool dead;          /* done; freed at the end of the loop iteration */
+        bool keep;          /* PROTO_SPAWN_KEEP: survives its connection, held until RELEASE */
+        bool released;      /* RELEASE received (kept jobs only) */
+        bool exit_known;    /* exit_msg holds the EXIT payload */
+        uint8_t exit_msg[9];
+        uint64_t out_total; /* output bytes produced so far (the job's log offset) */
+        uint8_t *held;      /* encoded OUTPUT frames kept while no connection owns the job */
+        size_t held_len, held_cap;
+        uint64_t held_data; /* payload bytes among them */
         int pending_sig;    /* a SIGNAL that came before the command's pid was known */
         int cmd_wstatus;    /* the command's wait status, once cmd_exited */
         int wstatus;        /* the reaper's wait status, once reaped */
@@ -124,6 +135,9 @@ int serve_run(struct init_state *st);
  * queued. A NULL or dead connection drops the frame. */
 void conn_send(struct conn *c, uint8_t type, uint8_t flags, uint32_t job, const void *p1,
                size_t n1, const void *p2, size_t n2);
+
+/* Queue bytes that are already encoded frames. */
+void conn_send_raw(struct conn *c, const void *data, size_t len);
 
 /* Send an ERROR frame for job: errno err (positive) and a message. */
 void conn_send_error(struct conn *c, uint32_t job, int err, const char *msg);
@@ -190,8 +204,13 @@ void jobs_reap(struct init_state *st);
 /* Kill the jobs whose deadline passed; return ms until the next deadline (-1: none). */
 int jobs_check_timeouts(struct init_state *st);
 
-/* Find a live job by id. */
+/* Find a live job by id (one that has not ended). */
 struct job *jobs_find(struct init_state *st, uint32_t id);
+
+/* ATTACH: hand a kept job to c (ATTACHED, held output, EXIT if it ended). */
+void jobs_attach(struct init_state *st, struct conn *c, uint32_t id);
+/* RELEASE: forget a kept job that has ended. */
+void jobs_release(struct init_state *st, uint32_t id);
 
 /* STDIN, SIGNAL, RESIZE and KILLALL requests. */
 void jobs_stdin(struct init_state *st, struct conn *from, struct job *j, const uint8_t *data,

@@ -58,9 +58,58 @@ struct job *jobs_find(struct init_state *st, uint32_t id)
         return NULL;
 }
 
+/* A job by id, ended or not, as long as its record is kept. */
+static struct job *find_any(struct init_state *st, uint32_t id)
+{
+        for (struct job *j = st->jobs; j; j = j->next)
+                if (j->id == id && !j->dead)
+                        return j;
+        return NULL;
+}
+
 bool jobs_output_wanted(const struct job *j)
 {
-        return !j->owner || conn_queued(j->owner) < INIT_OUTQ_SOFT;
+        if (j->owner)
+                return conn_queued(j->owner) < INIT_OUTQ_SOFT;
+        /* A kept job nobody owns: hold its output, then let it block on a full pipe. */
+        if (j->keep && !j->finished)
+                return j->held_len < INIT_HOLD_MAX;
+        return true;
+}
+
+/* Append one encoded OUTPUT frame to the job's held output. false if memory ran out. */
+static bool hold_output(struct job *j, uint8_t stream, const uint8_t *data, size_t n)
+{
+        size_t need = PROTO_HDR_SIZE + n;
+
+        if (j->held_cap - j->held_len < need) {
+                size_t cap = j->held_cap ? j->held_cap : 16384;
+                while (cap - j->held_len < need)
+                        cap *= 2;
+                uint8_t *nb = realloc(j->held, cap);
+                if (!nb)
+                        return false;
+                j->held = nb;
+                j->held_cap = cap;
+        }
+        proto_hdr_encode(j->held + j->held_len, PROTO_OUTPUT, stream, j->id, n);
+        memcpy(j->held + j->held_len + PROTO_HDR_SIZE, data, n);
+        j->held_len += need;
+        j->held_data += n;
+        return true;
+}
+
+/* Forward output of a job: to its connection, into its held output (a kept job without
+ * one), or nowhere. Output after EXIT (leftover descendants) is dropped. */
+static void job_output(struct job *j, uint8_t stream, const uint8_t *data, size_t n)
+{
+        if (j->finished)
+                return;
+        j->out_total += n;
+        if (j->owner)
+                conn_send(j->owner, PROTO_OUTPUT, stream, j->id, data, n, NULL, 0);
+        else if (j->keep)
+                hold_output(j, stream, data, n); /* on failure the bytes are a gap */
 }
 
 /* Open a new pty pair: master nonblocking, slave opened through the master (TIOCGPTPEER,
@@ -98,7 +147,7 @@ void jobs_spawn(struct init_state *st, struct conn *owner, const struct init_req
                 conn_send_error(owner, req->job, req->err, req->errmsg);
                 return;
         }
-        if (jobs_find(st, req->job)) {
+        if (find_any(st, req->job)) {
                 conn_send_error(owner, req->job, EEXIST, "job id already in use");
                 return;
         }
@@ -150,6 +199,7 @@ void jobs_spawn(struct init_state *st, struct conn *owner, const struct init_req
         close_fd(&out[1]);
         close_fd(&err[1]);
         j->id = req->job;
+        j->keep = sp->flags & PROTO_SPAWN_KEEP;
         j->pid = pid;
         j->owner = owner->dead ? NULL : owner;
         j->status_fd = status[0];
@@ -207,7 +257,7 @@ static size_t read_output(struct job *j, int idx)
         while (n < 0 && errno == EINTR);
         if (n > 0) {
                 uint8_t stream = idx == 0 ? PROTO_STREAM_STDOUT : PROTO_STREAM_STDERR;
-                conn_send(j->owner, PROTO_OUTPUT, stream, j->id, obuf, (size_t)n, NULL, 0);
+                job_output(j, stream, obuf, (size_t)n);
                 return (size_t)n;
         }
         if (n == 0 || errno != EAGAIN)
@@ -291,6 +341,8 @@ static void job_finish(struct job *j)
         proto_put_u32(p, (uint32_t)code);
         proto_put_u32(p + 4, (uint32_t)sig);
         p[8] = j->timed_out;
+        memcpy(j->exit_msg, p, sizeof(p));
+        j->exit_known = true;
         conn_send(j->owner, PROTO_EXIT, 0, j->id, p, sizeof(p), NULL, 0);
         /* Descendants that still hold the pipes keep writing into them: read and drop that
          * until they close them, rather than close our ends and kill them with SIGPIPE. */
@@ -351,8 +403,49 @@ static void job_progress(struct job *j)
          * command became our child: wait for it, unless it is gone too. */
         if (!j->finished && (j->cmd_exited || (j->reaped && !cmd_adopted(j))))
                 job_finish(j);
-        if (j->finished && j->reaped && j->out_fd[0] < 0 && j->out_fd[1] < 0)
+        if (j->finished && j->reaped && j->out_fd[0] < 0 && j->out_fd[1] < 0 &&
+            (!j->keep || j->released))
                 j->dead = true;
+}
+
+void jobs_attach(struct init_state *st, struct conn *c, uint32_t id)
+{
+        struct job *j = find_any(st, id);
+        uint8_t p[12];
+
+        if (!j || !j->keep) {
+                conn_send_error(c, id, ENOENT, "no such job");
+                return;
+        }
+        if (j->failed) {
+                conn_send_error(c, id, EIO, "the job failed to start");
+                return;
+        }
+        proto_put_u32(p, j->started ? (uint32_t)j->cmd_pid : 0);
+        proto_put_u64(p + 4, j->out_total - j->held_data);
+        conn_send(c, PROTO_ATTACHED, 0, id, p, sizeof(p), NULL, 0);
+        conn_send_raw(c, j->held, j->held_len);
+        free(j->held);
+        j->held = NULL;
+        j->held_len = j->held_cap = 0;
+        j->held_data = 0;
+        if (j->finished) {
+                if (j->exit_known)
+                        conn_send(c, PROTO_EXIT, 0, id, j->exit_msg, sizeof(j->exit_msg), NULL,
+                                  0);
+                return;
+        }
+        j->owner = c;
+}
+
+void jobs_release(struct init_state *st, uint32_t id)
+{
+        struct job *j = find_any(st, id);
+
+        if (!j || !j->keep || !j->finished)
+                return;
+        j->released = true;
+        job_progress(j);
 }
 
 void jobs_on_pipe(struct init_state *st, struct job *j)
@@ -555,6 +648,7 @@ void jobs_sweep(struct init_state *st)
                 close_fd(&j->status_fd);
                 close_fd(&j->result_fd);
                 free(j->inq);
+                free(j->held);
                 free(j);
                 st->njobs--;
         }

@@ -151,6 +151,17 @@ void conn_send(struct conn *c, uint8_t type, uint8_t flags, uint32_t job, const 
         }
 }
 
+void conn_send_raw(struct conn *c, const void *data, size_t len)
+{
+        if (!c || c->dead || len == 0)
+                return;
+        if (conn_queued(c) + len > INIT_OUTQ_HARD || !conn_queue(c, data, len)) {
+                conn_close(cur_state, c);
+                return;
+        }
+        conn_flush(cur_state, c);
+}
+
 void conn_send_error(struct conn *c, uint32_t job, int err, const char *msg)
 {
         uint8_t e[4];
@@ -181,6 +192,12 @@ static void handle_req(struct init_state *st, struct conn *c, struct init_req *r
                 return;
         case PROTO_KILLALL:
                 jobs_kill_all();
+                return;
+        case PROTO_ATTACH:
+                jobs_attach(st, c, req->job);
+                return;
+        case PROTO_RELEASE:
+                jobs_release(st, req->job);
                 return;
         default:
                 break;

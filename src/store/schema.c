@@ -2,7 +2,7 @@
  *
  * Each migration runs once, in order, inside the transaction store_open() holds, and its
  * version is then recorded in schema_version. Never edit a migration that has shipped:
- * add the next one (new tables such as jobs, secrets or session tokens; new columns with
+ * add the next one; versions only increase, gaps are fine (new tables such as jobs, secrets or session tokens; new columns with
  * ALTER TABLE ... ADD COLUMN). Tables are STRICT so a wrong type is an error, not a silent
  * conversion. Columns that mean "not set" (revoked_at, stopped_at) are NULL rather than 0
  * so partial indexes can skip them; the C side maps NULL to 0.
@@ -67,8 +67,30 @@ static const char migration_1[] =
         "  ON sandboxes (coalesce(node_id, ''), uid_base) WHERE uid_base > 0;"
         "CREATE INDEX sandboxes_uid_base ON sandboxes (uid_base);";
 
+/* Jobs: every background process and terminal of a sandbox (the daemon's job model). The
+ * output itself is a file in the sandbox's state directory; log_end is where it ended. */
+static const char migration_2[] =
+        "CREATE TABLE jobs ("
+        "  id          INTEGER PRIMARY KEY AUTOINCREMENT,"
+        "  sandbox_id  TEXT NOT NULL REFERENCES sandboxes(id) ON DELETE CASCADE,"
+        "  command     TEXT NOT NULL," /* JSON array: argv */
+        "  state       TEXT NOT NULL," /* running, exited, killed, timed_out, failed */
+        "  pid         INTEGER NOT NULL DEFAULT 0,"
+        "  exit_code   INTEGER,"
+        "  started_at  INTEGER NOT NULL," /* epoch ms */
+        "  ended_at    INTEGER,"
+        "  pty         INTEGER NOT NULL DEFAULT 0,"
+        "  stdin       INTEGER NOT NULL DEFAULT 0,"
+        "  max_run_after_disconnect INTEGER NOT NULL DEFAULT 0,"
+        "  log_end     INTEGER NOT NULL DEFAULT 0,"
+        "  error       TEXT"
+        ") STRICT;"
+        "CREATE INDEX jobs_sandbox ON jobs (sandbox_id, id);"
+        "CREATE INDEX jobs_running ON jobs (state) WHERE state = 'running';";
+
 const struct store_migration store_migrations[] = {
         { 1, migration_1 },
+        { 2, migration_2 },
 };
 
 const size_t store_n_migrations = sizeof(store_migrations) / sizeof(store_migrations[0]);

@@ -96,4 +96,46 @@ int store_sandbox_count_active(struct store *st, const char *org_id, int64_t *re
 int store_uid_slot_free(struct store *st, uint32_t first_base, uint32_t range, uint32_t max_slots,
                         uint32_t *ret_slot);
 
+/* ---- jobs (background processes and terminals of a sandbox) ---- */
+struct store_job {
+        int64_t id;
+        char sandbox_id[STORE_ID_MAX];
+        char *command;     /* JSON array (argv), malloc'd: store_job_clear() */
+        char state[16];    /* "running", "exited", "killed", "timed_out", "failed" */
+        int32_t pid;       /* inside the sandbox; 0 until started */
+        bool has_exit;     /* exit_code is set */
+        int32_t exit_code;
+        int64_t started_at; /* epoch ms */
+        int64_t ended_at;   /* epoch ms, 0 while running */
+        bool pty;
+        bool stdin_open;
+        int64_t max_run_after_disconnect; /* seconds; 0 = until it exits */
+        int64_t log_end;    /* output bytes recorded when it ended */
+        char *error;        /* why it failed or was killed, or NULL (malloc'd) */
+};
+void store_job_clear(struct store_job *j);
+/* Insert a running job (id ignored); *ret_id gets its id. -ENOENT if the sandbox is gone. */
+int store_job_insert(struct store *st, const struct store_job *j, int64_t *ret_id);
+/* Record the command's pid. */
+int store_job_set_pid(struct store *st, int64_t id, int32_t pid);
+/* Record the end of a job: state, exit code (has_exit false: NULL), log end, error. */
+int store_job_end(struct store *st, int64_t id, const char *state, bool has_exit,
+                  int32_t exit_code, int64_t ended_at, int64_t log_end, const char *error);
+/* A job of a sandbox by id, or the newest one with that pid. -ENOENT. */
+int store_job_get(struct store *st, const char *sandbox_id, int64_t id, struct store_job *ret);
+int store_job_by_pid(struct store *st, const char *sandbox_id, int32_t pid,
+                     struct store_job *ret);
+/* Walk a sandbox's jobs, newest first, at most limit (the record is cleared after the
+ * callback; a non-zero return stops the walk and is returned). */
+typedef int (*store_job_cb)(const struct store_job *j, void *ud);
+int store_job_list(struct store *st, const char *sandbox_id, int64_t limit, store_job_cb cb,
+                   void *ud);
+/* Walk every running job of a sandbox (sandbox_id NULL: of every sandbox). */
+int store_job_each_running(struct store *st, const char *sandbox_id, store_job_cb cb, void *ud);
+/* Number of a sandbox's jobs (running_only: in state running). */
+int store_job_count(struct store *st, const char *sandbox_id, bool running_only, int64_t *ret);
+/* The oldest ended job of a sandbox (pruning the history). -ENOENT if none. */
+int store_job_oldest_done(struct store *st, const char *sandbox_id, int64_t *ret_id);
+int store_job_delete(struct store *st, int64_t id);
+
 #endif

@@ -27,6 +27,16 @@ enum store_stmt_id {
         STMT_SB_COUNT_ACTIVE,
         STMT_SB_UID_BASES,
         STMT_SB_ASSIGN,
+        STMT_JOB_INSERT,
+        STMT_JOB_STARTED,
+        STMT_JOB_END,
+        STMT_JOB_GET,
+        STMT_JOB_BY_PID,
+        STMT_JOB_LIST,
+        STMT_JOB_RUNNING,
+        STMT_JOB_COUNT,
+        STMT_JOB_OLDEST_DONE,
+        STMT_JOB_DELETE,
         STMT_COUNT_ /* number of ids */
 };
 
@@ -38,7 +48,7 @@ struct store {
 
 /* One schema migration: applied once, in order of version, inside the open transaction. */
 struct store_migration {
-        int version; /* 1, 2, 3... without gaps */
+        int version; /* increasing; gaps allowed */
         const char *sql;
 };
 /* The migrations, oldest first (schema.c). */

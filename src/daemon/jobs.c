@@ -1,0 +1,878 @@
+/* jobs.c - background jobs: start, log, reattach, end (jobs.h).
+ *
+ * In memory is only what is live: a job that runs, or one that ended while clients were
+ * still reading it. Everything else is the store's record plus the log file, so a finished
+ * job costs no memory however many there are (JOB_HISTORY bounds them per sandbox).
+ *
+ * Log file: a JOB_LOG_HDR-byte header (magic, cap, start, end as little-endian u64s) and
+ * then a circular data area of cap bytes: the byte at offset o sits at HDR + o % cap. The
+ * header's end is rewritten after each append, so a restarted daemon knows where the log
+ * stopped; start moves up when older bytes are overwritten (or after a gap).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "jobs.h"
+#include "manager.h"
+#include "routes.h"
+#include "util.h"
+
+#define JOBS_BUCKETS 256
+static const uint8_t log_magic[8] = { 'W', 'J', 'L', 'O', 'G', '0', '0', '1' };
+
+struct proc {
+        struct proc *next; /* registry chain */
+        struct app *app;
+        int64_t id;
+        char sandbox_id[STORE_ID_MAX];
+        uint32_t agent_id;
+        struct agent *agent; /* the connection it is registered with, or NULL */
+        int32_t pid;
+        bool pty, stdin_open, started, ended;
+        int64_t max_run_after_disconnect;
+        uv_timer_t *idle_timer; /* max_run_after_disconnect, while nobody reads */
+        jobs_start_cb start_cb; /* the create request, until init answers */
+        void *start_ud;
+        /* log */
+        int fd;           /* the log file, -1 if it could not be written */
+        uint64_t cap;     /* data area of the file */
+        uint64_t start;   /* first offset still held */
+        uint64_t end;     /* offset after the last byte */
+        uint8_t *ring;    /* the latest bytes: offset o at ring[o % ring_cap] */
+        size_t ring_cap;
+        uint64_t ring_from; /* first offset the ring was filled from */
+        struct proc_client *clients;
+        unsigned n_clients, n_attach;
+};
+
+struct jobs {
+        struct proc *buckets[JOBS_BUCKETS];
+        size_t n;
+};
+
+static const struct agent_job_ops proc_ops;
+
+/* ---- registry ---- */
+
+static unsigned bucket_of(int64_t id)
+{
+        return (unsigned)((uint64_t)id * 2654435761u) % JOBS_BUCKETS;
+}
+
+struct proc *jobs_find(struct app *app, const char *sandbox_id, int64_t id)
+{
+        for (struct proc *p = app->jobs->buckets[bucket_of(id)]; p; p = p->next)
+                if (p->id == id && strcmp(p->sandbox_id, sandbox_id) == 0)
+                        return p;
+        return NULL;
+}
+
+size_t jobs_live_count(const struct app *app)
+{
+        return app->jobs ? app->jobs->n : 0;
+}
+
+int jobs_init(struct app *app)
+{
+        app->jobs = calloc(1, sizeof(*app->jobs));
+        return app->jobs ? 0 : -ENOMEM;
+}
+
+static void timer_free_cb(uv_handle_t *h)
+{
+        free(h);
+}
+
+static void proc_free(struct proc *p)
+{
+        struct jobs *js = p->app->jobs;
+
+        for (struct proc **l = &js->buckets[bucket_of(p->id)]; *l; l = &(*l)->next) {
+                if (*l == p) {
+                        *l = p->next;
+                        js->n--;
+                        break;
+                }
+        }
+        if (p->agent && !p->ended)
+                agent_job_forget(p->agent, p->agent_id);
+        if (p->idle_timer)
+                uv_close((uv_handle_t *)p->idle_timer, timer_free_cb);
+        if (p->fd >= 0)
+                close(p->fd);
+        free(p->ring);
+        free(p);
+}
+
+void jobs_shutdown(struct app *app)
+{
+        if (!app->jobs)
+                return;
+        for (unsigned b = 0; b < JOBS_BUCKETS; b++)
+                while (app->jobs->buckets[b])
+                        proc_free(app->jobs->buckets[b]);
+        free(app->jobs);
+        app->jobs = NULL;
+}
+
+/* ---- log file ---- */
+
+static int log_path(struct app *app, const char *sandbox_id, int64_t id, char *buf, size_t len)
+{
+        int n = snprintf(buf, len, "%s/sandboxes/%s/jobs/%lld.log", app->cfg.data_dir,
+                         sandbox_id, (long long)id);
+        return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+        for (int i = 0; i < 8; i++)
+                p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+        uint64_t v = 0;
+        for (int i = 7; i >= 0; i--)
+                v = (v << 8) | p[i];
+        return v;
+}
+
+/* Read a log file's header: cap, start, end. -EIO when it is not one of ours. */
+static int log_header(int fd, uint64_t *cap, uint64_t *start, uint64_t *end)
+{
+        uint8_t h[JOB_LOG_HDR];
+
+        if (pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
+            memcmp(h, log_magic, sizeof(log_magic)) != 0)
+                return -EIO;
+        *cap = get_u64(h + 8);
+        *start = get_u64(h + 16);
+        *end = get_u64(h + 24);
+        if (*cap == 0 || *start > *end || *end - *start > *cap)
+                return -EIO;
+        return 0;
+}
+
+/* Write the whole header (cap, start, end). */
+static int log_write_header(struct proc *p)
+{
+        uint8_t h[JOB_LOG_HDR];
+
+        memcpy(h, log_magic, sizeof(log_magic));
+        put_u64(h + 8, p->cap);
+        put_u64(h + 16, p->start);
+        put_u64(h + 24, p->end);
+        return pwrite(p->fd, h, sizeof(h), 0) == (ssize_t)sizeof(h) ? 0 : -EIO;
+}
+
+/* Create a new log (truncating an old file of the same id) or open an existing one. */
+static int log_open(struct proc *p, bool create)
+{
+        char path[4096];
+        int r = log_path(p->app, p->sandbox_id, p->id, path, sizeof(path));
+
+        if (r < 0)
+                return r;
+        if (create) {
+                char *slash = strrchr(path, '/');
+                *slash = '\0';
+                if (mkdir(path, 0700) < 0 && errno != EEXIST)
+                        return neg_errno();
+                *slash = '/';
+                p->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+                if (p->fd < 0)
+                        return neg_errno();
+                p->cap = p->app->cfg.job_log_max;
+                p->start = p->end = 0;
+                return log_write_header(p);
+        }
+        p->fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (p->fd < 0)
+                return neg_errno();
+        return log_header(p->fd, &p->cap, &p->start, &p->end);
+}
+
+/* Write data at log offset off into the circular area (two pieces when it wraps). */
+static int log_pwrite(struct proc *p, const uint8_t *data, size_t n, uint64_t off)
+{
+        while (n > 0) {
+                uint64_t pos = off % p->cap;
+                size_t chunk = n < p->cap - pos ? n : (size_t)(p->cap - pos);
+                ssize_t w = pwrite(p->fd, data, chunk, (off_t)(JOB_LOG_HDR + pos));
+                if (w <= 0)
+                        return w < 0 ? neg_errno() : -EIO;
+                data += w;
+                off += (uint64_t)w;
+                n -= (size_t)w;
+        }
+        return 0;
+}
+
+/* Copy data at log offset off into the ring. */
+static void ring_put(struct proc *p, const uint8_t *data, size_t n, uint64_t off)
+{
+        if (n > p->ring_cap) {
+                data += n - p->ring_cap;
+                off += n - p->ring_cap;
+                n = p->ring_cap;
+        }
+        while (n > 0) {
+                size_t pos = (size_t)(off % p->ring_cap);
+                size_t chunk = n < p->ring_cap - pos ? n : p->ring_cap - pos;
+                memcpy(p->ring + pos, data, chunk);
+                data += chunk;
+                off += chunk;
+                n -= chunk;
+        }
+}
+
+/* Wake every client (they read what is new, or see the end). A client may remove itself. */
+static void wake_clients(struct proc *p)
+{
+        struct proc_client *cl = p->clients;
+
+        while (cl) {
+                struct proc_client *next = cl->next;
+                cl->wake(cl);
+                cl = next;
+        }
+}
+
+/* Append output to the log: file, ring, then the clients. */
+static void log_append(struct proc *p, const uint8_t *data, size_t n)
+{
+        if (n == 0 || p->ended)
+                return;
+        if (!p->ring && p->ring_cap) {
+                p->ring = malloc(p->ring_cap);
+                p->ring_from = p->end;
+        }
+        if (p->ring)
+                ring_put(p, data, n, p->end);
+        if (p->fd >= 0) {
+                /* Only the last cap bytes of a huge chunk can be held anyway. */
+                size_t skip = n > p->cap ? n - (size_t)p->cap : 0;
+                if (log_pwrite(p, data + skip, n - skip, p->end + skip) < 0) {
+                        /* The host disk failed us: the ring carries on alone. */
+                        close(p->fd);
+                        p->fd = -1;
+                }
+        }
+        p->end += n;
+        if (p->end - p->start > p->cap)
+                p->start = p->end - p->cap;
+        if (p->fd < 0) {
+                uint64_t ring_start = p->ring ? p->ring_from : p->end;
+                if (p->ring && p->end - ring_start > p->ring_cap)
+                        ring_start = p->end - p->ring_cap;
+                if (p->start < ring_start)
+                        p->start = ring_start;
+        } else if (log_write_header(p) < 0) {
+                close(p->fd);
+                p->fd = -1;
+        }
+        wake_clients(p);
+}
+
+/* ---- reading ---- */
+
+int jobs_range(struct app *app, struct proc *p, const struct store_job *rec,
+               struct log_range *ret)
+{
+        if (p) {
+                ret->start = p->start;
+                ret->end = p->end;
+                ret->ended = p->ended;
+                return 0;
+        }
+        char path[4096];
+        uint64_t cap;
+        int r = log_path(app, rec->sandbox_id, rec->id, path, sizeof(path));
+        if (r < 0)
+                return r;
+        cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        ret->ended = strcmp(rec->state, "running") != 0;
+        if (fd < 0 || log_header(fd, &cap, &ret->start, &ret->end) < 0) {
+                ret->start = ret->end = (uint64_t)rec->log_end;
+                return 0;
+        }
+        return 0;
+}
+
+/* Read [off, off+n) from a log file's circular area. */
+static int file_read(int fd, uint64_t cap, uint64_t off, uint8_t *buf, size_t n)
+{
+        while (n > 0) {
+                uint64_t pos = off % cap;
+                size_t chunk = n < cap - pos ? n : (size_t)(cap - pos);
+                ssize_t got = pread(fd, buf, chunk, (off_t)(JOB_LOG_HDR + pos));
+                if (got <= 0)
+                        return got < 0 ? neg_errno() : -EIO;
+                buf += got;
+                off += (uint64_t)got;
+                n -= (size_t)got;
+        }
+        return 0;
+}
+
+int jobs_read(struct app *app, struct proc *p, const struct store_job *rec, uint64_t since,
+              uint8_t *buf, size_t max, uint64_t *ret_offset, size_t *ret_len)
+{
+        struct log_range rg;
+        int r = jobs_range(app, p, rec, &rg);
+
+        if (r < 0)
+                return r;
+        if (since < rg.start)
+                since = rg.start;
+        if (since >= rg.end) {
+                *ret_offset = since > rg.end ? rg.end : since;
+                *ret_len = 0;
+                return 0;
+        }
+        size_t n = rg.end - since < max ? (size_t)(rg.end - since) : max;
+        if (p && p->ring) {
+                uint64_t ring_start = p->ring_from;
+                if (p->end - ring_start > p->ring_cap)
+                        ring_start = p->end - p->ring_cap;
+                if (since >= ring_start) {
+                        for (size_t done = 0; done < n;) {
+                                size_t pos = (size_t)((since + done) % p->ring_cap);
+                                size_t chunk = n - done < p->ring_cap - pos ? n - done
+                                                                            : p->ring_cap - pos;
+                                memcpy(buf + done, p->ring + pos, chunk);
+                                done += chunk;
+                        }
+                        *ret_offset = since;
+                        *ret_len = n;
+                        return 0;
+                }
+        }
+        if (p && p->fd >= 0) {
+                r = file_read(p->fd, p->cap, since, buf, n);
+        } else {
+                char path[4096];
+                uint64_t cap, s, e;
+                r = log_path(app, p ? p->sandbox_id : rec->sandbox_id, p ? p->id : rec->id,
+                             path, sizeof(path));
+                if (r < 0)
+                        return r;
+                cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                if (fd < 0)
+                        return neg_errno();
+                r = log_header(fd, &cap, &s, &e);
+                if (r == 0)
+                        r = file_read(fd, cap, since, buf, n);
+        }
+        if (r < 0)
+                return r;
+        *ret_offset = since;
+        *ret_len = n;
+        return 0;
+}
+
+/* ---- records ---- */
+
+json_t *jobs_record_json(const struct store_job *rec)
+{
+        char id[32];
+        json_t *cmd = json_loads(rec->command, JSON_DECODE_ANY, NULL);
+
+        snprintf(id, sizeof(id), "job_%lld", (long long)rec->id);
+        json_t *o = json_pack("{s:s, s:i, s:o, s:s, s:o, s:o, s:o, s:b, s:b, s:I}", "id", id,
+                              "pid", (int)rec->pid, "command", cmd ? cmd : json_null(),
+                              "state", rec->state,
+                              "exit_code", rec->has_exit ? json_integer(rec->exit_code)
+                                                         : json_null(),
+                              "started_at", json_time(rec->started_at / 1000),
+                              "ended_at", rec->ended_at ? json_time(rec->ended_at / 1000)
+                                                        : json_null(),
+                              "pty", rec->pty, "stdin", rec->stdin_open,
+                              "max_run_after_disconnect",
+                              (json_int_t)rec->max_run_after_disconnect);
+        if (o && rec->error)
+                json_object_set_new(o, "error", json_string(rec->error));
+        return o;
+}
+
+json_t *jobs_proc_json(struct app *app, struct proc *p)
+{
+        struct store_job rec = {};
+
+        if (store_job_get(app->store, p->sandbox_id, p->id, &rec) < 0)
+                return NULL;
+        json_t *o = jobs_record_json(&rec);
+        store_job_clear(&rec);
+        return o;
+}
+
+int64_t jobs_proc_id(const struct proc *p)
+{
+        return p->id;
+}
+
+bool jobs_proc_ended(const struct proc *p)
+{
+        return p->ended;
+}
+
+bool jobs_proc_pty(const struct proc *p)
+{
+        return p->pty;
+}
+
+/* ---- the end of a job ---- */
+
+/* Free an ended job once nobody reads it any more. */
+static void proc_maybe_free(struct proc *p)
+{
+        if (p->ended && !p->clients)
+                proc_free(p);
+}
+
+/* Answer the create request, if it still waits: with the record, or an error. */
+static void answer_start(struct proc *p, int err, const char *msg)
+{
+        jobs_start_cb cb = p->start_cb;
+        struct store_job rec = {};
+
+        if (!cb)
+                return;
+        p->start_cb = NULL;
+        if (err == 0 && store_job_get(p->app->store, p->sandbox_id, p->id, &rec) < 0)
+                err = -EIO;
+        cb(p->start_ud, err, msg, err == 0 ? &rec : NULL);
+        store_job_clear(&rec);
+}
+
+/* Record the end: state, exit code, where the log stops; tell readers. */
+static void proc_end(struct proc *p, const char *state, bool has_exit, int code, const char *error)
+{
+        if (p->ended)
+                return;
+        p->ended = true;
+        p->stdin_open = false;
+        int r = store_job_end(p->app->store, p->id, state, has_exit, code, util_wall_ms(),
+                              (int64_t)p->end, error);
+        if (r < 0)
+                app_log("job %lld of %s: recording its end failed: %s", (long long)p->id,
+                        p->sandbox_id, strerror(-r));
+        if (p->idle_timer)
+                uv_timer_stop(p->idle_timer);
+        free(p->ring);
+        p->ring = NULL;
+        answer_start(p, 0, NULL);
+        wake_clients(p);
+        proc_maybe_free(p);
+}
+
+/* ---- agent callbacks ---- */
+
+static void proc_started(void *ud, uint32_t pid)
+{
+        struct proc *p = ud;
+
+        p->started = true;
+        p->pid = (int32_t)pid;
+        store_job_set_pid(p->app->store, p->id, p->pid);
+        answer_start(p, 0, NULL);
+}
+
+static void proc_output(void *ud, int stream, const uint8_t *data, size_t len)
+{
+        log_append(ud, data, len);
+}
+
+static void proc_exit(void *ud, int exit_code, int term_signal, bool timed_out)
+{
+        struct proc *p = ud;
+        const char *state = timed_out ? "timed_out" : term_signal ? "killed" : "exited";
+
+        /* Init may forget the job now that its end is in the store. */
+        if (p->agent)
+                agent_release(p->agent, p->agent_id);
+        proc_end(p, state, true, timed_out ? 124 : exit_code, NULL);
+}
+
+static void proc_error(void *ud, int err, const char *msg)
+{
+        struct proc *p = ud;
+        char line[600];
+
+        if (err == ECONNRESET) {
+                /* The connection broke, not the job: it is taken back on reconnect. */
+                p->agent = NULL;
+                answer_start(p, -ECONNRESET, "the sandbox's agent connection was lost");
+                return;
+        }
+        if (p->agent)
+                agent_release(p->agent, p->agent_id);
+        if (!p->started && p->start_cb) {
+                /* It could not start: say why in its output, exit like a shell would. */
+                snprintf(line, sizeof(line), "warren: %s\n", msg && *msg ? msg : strerror(err));
+                log_append(p, (const uint8_t *)line, strlen(line));
+                proc_end(p, "failed", true, err == ENOENT ? 127 : 126, msg);
+                return;
+        }
+        /* ATTACH answered ENOENT: init does not know it any more. */
+        proc_end(p, "killed", false, 0, "lost: the sandbox no longer knows this job");
+}
+
+static void proc_attached(void *ud, uint32_t pid, uint64_t offset)
+{
+        struct proc *p = ud;
+
+        if (pid) {
+                p->started = true;
+                p->pid = (int32_t)pid;
+        }
+        if (offset > p->end) {
+                /* Output sent to a daemon that died never reached the log: a gap. */
+                p->end = p->start = offset;
+                p->ring_from = offset;
+                if (p->fd >= 0)
+                        log_write_header(p);
+        }
+}
+
+static const struct agent_job_ops proc_ops = {
+        .started = proc_started,
+        .output = proc_output,
+        .exit = proc_exit,
+        .error = proc_error,
+        .attached = proc_attached,
+};
+
+/* ---- idle kill (max_run_after_disconnect) ---- */
+
+static void idle_fire(uv_timer_t *t)
+{
+        struct proc *p = t->data;
+
+        if (p->ended || p->clients || !p->agent)
+                return;
+        app_log("job %lld of %s: nobody attached for %llds: killing it", (long long)p->id,
+                p->sandbox_id, (long long)p->max_run_after_disconnect);
+        agent_signal(p->agent, p->agent_id, SIGKILL);
+}
+
+/* (Re)start the idle countdown when nobody reads the job. */
+static void idle_arm(struct proc *p)
+{
+        if (!p->idle_timer || p->ended || p->clients)
+                return;
+        uv_timer_start(p->idle_timer, idle_fire, (uint64_t)p->max_run_after_disconnect * 1000, 0);
+}
+
+int jobs_add_client(struct proc *p, struct proc_client *cl, bool count_limit)
+{
+        if (count_limit && p->n_attach >= (unsigned)p->app->cfg.max_attach_per_job)
+                return -EMLINK;
+        cl->next = p->clients;
+        p->clients = cl;
+        p->n_clients++;
+        cl->counted = count_limit;
+        if (count_limit)
+                p->n_attach++;
+        if (p->idle_timer)
+                uv_timer_stop(p->idle_timer);
+        return 0;
+}
+
+void jobs_remove_client(struct app *app, struct proc *p, struct proc_client *cl)
+{
+        for (struct proc_client **l = &p->clients; *l; l = &(*l)->next) {
+                if (*l == cl) {
+                        *l = cl->next;
+                        p->n_clients--;
+                        if (cl->counted)
+                                p->n_attach--;
+                        break;
+                }
+        }
+        idle_arm(p);
+        proc_maybe_free(p);
+}
+
+/* ---- creating and taking over jobs ---- */
+
+static struct proc *proc_new(struct app *app, const char *sandbox_id, int64_t id)
+{
+        struct proc *p = calloc(1, sizeof(*p));
+
+        if (!p)
+                return NULL;
+        p->app = app;
+        p->id = id;
+        p->fd = -1;
+        snprintf(p->sandbox_id, sizeof(p->sandbox_id), "%s", sandbox_id);
+        p->agent_id = AGENT_KEPT_ID_BASE | (uint32_t)id;
+        p->ring_cap = (size_t)app->cfg.job_ring_bytes;
+        unsigned b = bucket_of(id);
+        p->next = app->jobs->buckets[b];
+        app->jobs->buckets[b] = p;
+        app->jobs->n++;
+        return p;
+}
+
+/* Arm max_run_after_disconnect for a job that has it. */
+static void proc_idle_setup(struct proc *p, int64_t seconds)
+{
+        p->max_run_after_disconnect = seconds;
+        if (seconds <= 0)
+                return;
+        p->idle_timer = malloc(sizeof(*p->idle_timer));
+        if (!p->idle_timer)
+                return;
+        uv_timer_init(p->app->loop, p->idle_timer);
+        p->idle_timer->data = p;
+        idle_arm(p);
+}
+
+/* Remove the oldest ended jobs (and their logs) while the sandbox has too many. */
+static void prune_history(struct app *app, const char *sandbox_id)
+{
+        int64_t n = 0, id;
+        char path[4096];
+
+        if (store_job_count(app->store, sandbox_id, false, &n) < 0)
+                return;
+        while (n-- >= app->cfg.job_history &&
+               store_job_oldest_done(app->store, sandbox_id, &id) == 0) {
+                struct proc *p = jobs_find(app, sandbox_id, id);
+                if (p)
+                        return; /* still being read: keep it for now */
+                if (log_path(app, sandbox_id, id, path, sizeof(path)) == 0)
+                        unlink(path);
+                store_job_delete(app->store, id);
+        }
+}
+
+int jobs_start(struct app *app, struct sandbox *sb, const struct job_spec *spec,
+               jobs_start_cb cb, void *ud)
+{
+        struct store_job rec = {};
+        int64_t running = 0, id;
+        cleanup_free char *cmd = NULL;
+        int r;
+
+        if (!agent_ready(sb->agent))
+                return -ENOTCONN;
+        r = store_job_count(app->store, sb->id, true, &running);
+        if (r < 0)
+                return r;
+        if (running >= app->cfg.max_jobs_per_sandbox)
+                return -EUSERS;
+        if (spec->pty) {
+                int64_t ptys = 0;
+                for (unsigned b = 0; b < JOBS_BUCKETS; b++)
+                        for (struct proc *q = app->jobs->buckets[b]; q; q = q->next)
+                                ptys += q->pty && !q->ended &&
+                                        strcmp(q->sandbox_id, sb->id) == 0;
+                if (ptys >= app->cfg.max_ptys_per_sandbox)
+                        return -EMLINK;
+        }
+        prune_history(app, sb->id);
+        cmd = json_dumps(spec->command, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!cmd)
+                return -ENOMEM;
+        snprintf(rec.sandbox_id, sizeof(rec.sandbox_id), "%s", sb->id);
+        rec.command = cmd;
+        rec.started_at = util_wall_ms();
+        rec.pty = spec->pty;
+        rec.stdin_open = spec->stdin_open || spec->pty;
+        rec.max_run_after_disconnect = spec->max_run_after_disconnect;
+        r = store_job_insert(app->store, &rec, &id);
+        if (r < 0)
+                return r;
+        if (id <= 0 || id >= (int64_t)AGENT_KEPT_ID_BASE) {
+                store_job_delete(app->store, id);
+                return -EOVERFLOW;
+        }
+        struct proc *p = proc_new(app, sb->id, id);
+        if (!p) {
+                store_job_delete(app->store, id);
+                return -ENOMEM;
+        }
+        p->pty = spec->pty;
+        p->stdin_open = rec.stdin_open;
+        r = log_open(p, true);
+        if (r < 0)
+                goto fail;
+        struct proto_spawn sp = {
+                .uid = spec->uid,
+                .gid = spec->uid,
+                .timeout_ms = spec->timeout_ms,
+                .flags = PROTO_SPAWN_KEEP | (spec->pty ? PROTO_SPAWN_PTY : 0) |
+                         (rec.stdin_open ? PROTO_SPAWN_STDIN : 0),
+                .cols = spec->cols,
+                .rows = spec->rows,
+                .nofile = app->cfg.nofile_limit,
+                .cwd = spec->cwd,
+                .argc = spec->argc,
+                .argv = spec->argv,
+                .envc = spec->envc,
+                .env = spec->env,
+        };
+        r = agent_spawn_id(sb->agent, p->agent_id, &sp, &proc_ops, p);
+        if (r < 0)
+                goto fail;
+        p->agent = sb->agent;
+        p->start_cb = cb;
+        p->start_ud = ud;
+        proc_idle_setup(p, spec->max_run_after_disconnect);
+        return 0;
+fail:
+        proc_free(p);
+        {
+                char path[4096];
+                if (log_path(app, sb->id, id, path, sizeof(path)) == 0)
+                        unlink(path);
+        }
+        store_job_delete(app->store, id);
+        return r;
+}
+
+struct reattach_ctx {
+        struct app *app;
+        struct sandbox *sb;
+};
+
+/* Take one running job back after a (re)connect. */
+static int reattach_one(const struct store_job *rec, void *ud)
+{
+        struct reattach_ctx *x = ud;
+        struct app *app = x->app;
+        struct sandbox *sb = x->sb;
+        struct proc *p;
+
+        p = jobs_find(app, rec->sandbox_id, rec->id);
+        if (p && p->agent == sb->agent)
+                return 0;
+        if (!p) {
+                p = proc_new(app, rec->sandbox_id, rec->id);
+                if (!p)
+                        return 0;
+                p->pty = rec->pty;
+                p->stdin_open = rec->stdin_open;
+                p->pid = rec->pid;
+                p->started = rec->pid != 0;
+                if (log_open(p, false) < 0) {
+                        /* No usable log: start a fresh one where the record says. */
+                        if (p->fd >= 0)
+                                close(p->fd);
+                        p->fd = -1;
+                        if (log_open(p, true) < 0 && p->fd >= 0) {
+                                close(p->fd);
+                                p->fd = -1;
+                        }
+                }
+                proc_idle_setup(p, rec->max_run_after_disconnect);
+        }
+        if (agent_attach(sb->agent, p->agent_id, &proc_ops, p) == 0)
+                p->agent = sb->agent;
+        return 0;
+}
+
+void jobs_agent_ready(struct app *app, struct sandbox *sb)
+{
+        struct reattach_ctx x = { app, sb };
+        int r = store_job_each_running(app->store, sb->id, reattach_one, &x);
+        if (r < 0)
+                app_log("sandbox %s: listing its jobs failed: %s", sb->id, strerror(-r));
+}
+
+/* End a running record that has no job in memory. */
+static int end_record(const struct store_job *rec, void *ud)
+{
+        struct app *app = ((void **)ud)[0];
+        const char *why = ((void **)ud)[1];
+        struct log_range rg;
+
+        if (jobs_find(app, rec->sandbox_id, rec->id))
+                return 0;
+        if (jobs_range(app, NULL, rec, &rg) < 0)
+                rg.end = (uint64_t)rec->log_end;
+        store_job_end(app->store, rec->id, "killed", false, 0, util_wall_ms(), (int64_t)rg.end,
+                      why);
+        return 0;
+}
+
+void jobs_sandbox_ended(struct app *app, const char *sandbox_id, const char *why)
+{
+        char msg[128];
+        void *args[2] = { app, msg };
+
+        if (!app->jobs)
+                return;
+        snprintf(msg, sizeof(msg), "the sandbox %s", why);
+        for (unsigned b = 0; b < JOBS_BUCKETS; b++) {
+                struct proc *p = app->jobs->buckets[b];
+                while (p) {
+                        struct proc *next = p->next;
+                        if (!p->ended && strcmp(p->sandbox_id, sandbox_id) == 0) {
+                                p->agent = NULL;
+                                proc_end(p, "killed", false, 0, msg);
+                        }
+                        p = next;
+                }
+        }
+        store_job_each_running(app->store, sandbox_id, end_record, args);
+}
+
+/* ---- live operations ---- */
+
+/* The job's agent, if it can take a request now. */
+static int live_agent(struct proc *p, struct agent **ret)
+{
+        if (p->ended)
+                return -ESRCH;
+        if (!p->agent || !agent_ready(p->agent))
+                return -ENOTCONN;
+        *ret = p->agent;
+        return 0;
+}
+
+int jobs_stdin(struct app *app, struct proc *p, const void *data, size_t len, bool eof)
+{
+        struct agent *a;
+        int r = live_agent(p, &a);
+
+        if (r < 0)
+                return r;
+        if (!p->stdin_open)
+                return -EBADF;
+        if (agent_write_queue(a) > (4u << 20))
+                return -EAGAIN;
+        r = agent_stdin(a, p->agent_id, data, len, eof);
+        if (r == 0 && eof && !p->pty)
+                p->stdin_open = false;
+        return r;
+}
+
+int jobs_signal(struct app *app, struct proc *p, int sig)
+{
+        struct agent *a;
+        int r = live_agent(p, &a);
+
+        return r < 0 ? r : agent_signal(a, p->agent_id, sig);
+}
+
+int jobs_resize(struct app *app, struct proc *p, uint16_t cols, uint16_t rows)
+{
+        struct agent *a;
+        int r = live_agent(p, &a);
+
+        if (r < 0)
+                return r;
+        if (!p->pty)
+                return -ENOTTY;
+        return agent_resize(a, p->agent_id, cols, rows);
+}
