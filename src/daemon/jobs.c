@@ -4,10 +4,7 @@
  * still reading it. Everything else is the store's record plus the log file, so a finished
  * job costs no memory however many there are (JOB_HISTORY bounds them per sandbox).
  *
- * Log file: a JOB_LOG_HDR-byte header (magic, cap, start, end as little-endian u64s) and
- * then a circular data area of cap bytes: the byte at offset o sits at HDR + o % cap. The
- * header's end is rewritten after each append, so a restarted daemon knows where the log
- * stopped; start moves up when older bytes are overwritten (or after a gap).
+ * The log itself (circular file + memory ring) is joblog.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,13 +15,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "joblog.h"
 #include "jobs.h"
 #include "manager.h"
 #include "routes.h"
 #include "util.h"
 
 #define JOBS_BUCKETS 256
-static const uint8_t log_magic[8] = { 'W', 'J', 'L', 'O', 'G', '0', '0', '1' };
 
 struct proc {
         struct proc *next; /* registry chain */
@@ -39,14 +36,7 @@ struct proc {
         uv_timer_t *idle_timer; /* max_run_after_disconnect, while nobody reads */
         jobs_start_cb start_cb; /* the create request, until init answers */
         void *start_ud;
-        /* log */
-        int fd;           /* the log file, -1 if it could not be written */
-        uint64_t cap;     /* data area of the file */
-        uint64_t start;   /* first offset still held */
-        uint64_t end;     /* offset after the last byte */
-        uint8_t *ring;    /* the latest bytes: offset o at ring[o % ring_cap] */
-        size_t ring_cap;
-        uint64_t ring_from; /* first offset the ring was filled from */
+        struct joblog log;
         struct proc_client *clients;
         unsigned n_clients, n_attach;
 };
@@ -104,9 +94,7 @@ static void proc_free(struct proc *p)
                 agent_job_forget(p->agent, p->agent_id);
         if (p->idle_timer)
                 uv_close((uv_handle_t *)p->idle_timer, timer_free_cb);
-        if (p->fd >= 0)
-                close(p->fd);
-        free(p->ring);
+        joblog_close(&p->log);
         free(p);
 }
 
@@ -130,106 +118,29 @@ static int log_path(struct app *app, const char *sandbox_id, int64_t id, char *b
         return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-static void put_u64(uint8_t *p, uint64_t v)
-{
-        for (int i = 0; i < 8; i++)
-                p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-        uint64_t v = 0;
-        for (int i = 7; i >= 0; i--)
-                v = (v << 8) | p[i];
-        return v;
-}
-
-/* Read a log file's header: cap, start, end. -EIO when it is not one of ours. */
-static int log_header(int fd, uint64_t *cap, uint64_t *start, uint64_t *end)
-{
-        uint8_t h[JOB_LOG_HDR];
-
-        if (pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
-            memcmp(h, log_magic, sizeof(log_magic)) != 0)
-                return -EIO;
-        *cap = get_u64(h + 8);
-        *start = get_u64(h + 16);
-        *end = get_u64(h + 24);
-        if (*cap == 0 || *start > *end || *end - *start > *cap)
-                return -EIO;
-        return 0;
-}
-
-/* Write the whole header (cap, start, end). */
-static int log_write_header(struct proc *p)
-{
-        uint8_t h[JOB_LOG_HDR];
-
-        memcpy(h, log_magic, sizeof(log_magic));
-        put_u64(h + 8, p->cap);
-        put_u64(h + 16, p->start);
-        put_u64(h + 24, p->end);
-        return pwrite(p->fd, h, sizeof(h), 0) == (ssize_t)sizeof(h) ? 0 : -EIO;
-}
-
-/* Create a new log (truncating an old file of the same id) or open an existing one. */
-static int log_open(struct proc *p, bool create)
+/* Create a new log (truncating an old file of the same id) or open an existing one; when
+ * neither works the job keeps a memory-only log from offset end. */
+static void log_open(struct proc *p, bool create, uint64_t end)
 {
         char path[4096];
+        size_t ring = (size_t)p->app->cfg.job_ring_bytes;
         int r = log_path(p->app, p->sandbox_id, p->id, path, sizeof(path));
 
-        if (r < 0)
-                return r;
-        if (create) {
+        if (r == 0 && create) {
                 char *slash = strrchr(path, '/');
                 *slash = '\0';
                 if (mkdir(path, 0700) < 0 && errno != EEXIST)
-                        return neg_errno();
+                        r = neg_errno();
                 *slash = '/';
-                p->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-                if (p->fd < 0)
-                        return neg_errno();
-                p->cap = p->app->cfg.job_log_max;
-                p->start = p->end = 0;
-                return log_write_header(p);
+                if (r == 0)
+                        r = joblog_create(&p->log, path, p->app->cfg.job_log_max, ring);
+        } else if (r == 0) {
+                r = joblog_open(&p->log, path, ring);
         }
-        p->fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-        if (p->fd < 0)
-                return neg_errno();
-        return log_header(p->fd, &p->cap, &p->start, &p->end);
-}
-
-/* Write data at log offset off into the circular area (two pieces when it wraps). */
-static int log_pwrite(struct proc *p, const uint8_t *data, size_t n, uint64_t off)
-{
-        while (n > 0) {
-                uint64_t pos = off % p->cap;
-                size_t chunk = n < p->cap - pos ? n : (size_t)(p->cap - pos);
-                ssize_t w = pwrite(p->fd, data, chunk, (off_t)(JOB_LOG_HDR + pos));
-                if (w <= 0)
-                        return w < 0 ? neg_errno() : -EIO;
-                data += w;
-                off += (uint64_t)w;
-                n -= (size_t)w;
-        }
-        return 0;
-}
-
-/* Copy data at log offset off into the ring. */
-static void ring_put(struct proc *p, const uint8_t *data, size_t n, uint64_t off)
-{
-        if (n > p->ring_cap) {
-                data += n - p->ring_cap;
-                off += n - p->ring_cap;
-                n = p->ring_cap;
-        }
-        while (n > 0) {
-                size_t pos = (size_t)(off % p->ring_cap);
-                size_t chunk = n < p->ring_cap - pos ? n : p->ring_cap - pos;
-                memcpy(p->ring + pos, data, chunk);
-                data += chunk;
-                off += chunk;
-                n -= chunk;
+        if (r < 0) {
+                app_log("job %lld of %s: log file: %s (output kept in memory only)",
+                        (long long)p->id, p->sandbox_id, strerror(-r));
+                joblog_init_memory(&p->log, end, ring);
         }
 }
 
@@ -245,39 +156,12 @@ static void wake_clients(struct proc *p)
         }
 }
 
-/* Append output to the log: file, ring, then the clients. */
+/* Append output to the log, then tell the clients. */
 static void log_append(struct proc *p, const uint8_t *data, size_t n)
 {
         if (n == 0 || p->ended)
                 return;
-        if (!p->ring && p->ring_cap) {
-                p->ring = malloc(p->ring_cap);
-                p->ring_from = p->end;
-        }
-        if (p->ring)
-                ring_put(p, data, n, p->end);
-        if (p->fd >= 0) {
-                /* Only the last cap bytes of a huge chunk can be held anyway. */
-                size_t skip = n > p->cap ? n - (size_t)p->cap : 0;
-                if (log_pwrite(p, data + skip, n - skip, p->end + skip) < 0) {
-                        /* The host disk failed us: the ring carries on alone. */
-                        close(p->fd);
-                        p->fd = -1;
-                }
-        }
-        p->end += n;
-        if (p->end - p->start > p->cap)
-                p->start = p->end - p->cap;
-        if (p->fd < 0) {
-                uint64_t ring_start = p->ring ? p->ring_from : p->end;
-                if (p->ring && p->end - ring_start > p->ring_cap)
-                        ring_start = p->end - p->ring_cap;
-                if (p->start < ring_start)
-                        p->start = ring_start;
-        } else if (log_write_header(p) < 0) {
-                close(p->fd);
-                p->fd = -1;
-        }
+        joblog_append(&p->log, data, n);
         wake_clients(p);
 }
 
@@ -286,96 +170,40 @@ static void log_append(struct proc *p, const uint8_t *data, size_t n)
 int jobs_range(struct app *app, struct proc *p, const struct store_job *rec,
                struct log_range *ret)
 {
+        char path[4096];
+
         if (p) {
-                ret->start = p->start;
-                ret->end = p->end;
+                ret->start = p->log.start;
+                ret->end = p->log.end;
                 ret->ended = p->ended;
                 return 0;
         }
-        char path[4096];
-        uint64_t cap;
-        int r = log_path(app, rec->sandbox_id, rec->id, path, sizeof(path));
-        if (r < 0)
-                return r;
-        cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         ret->ended = strcmp(rec->state, "running") != 0;
-        if (fd < 0 || log_header(fd, &cap, &ret->start, &ret->end) < 0) {
+        if (log_path(app, rec->sandbox_id, rec->id, path, sizeof(path)) < 0 ||
+            joblog_file_range(path, &ret->start, &ret->end) < 0)
                 ret->start = ret->end = (uint64_t)rec->log_end;
-                return 0;
-        }
-        return 0;
-}
-
-/* Read [off, off+n) from a log file's circular area. */
-static int file_read(int fd, uint64_t cap, uint64_t off, uint8_t *buf, size_t n)
-{
-        while (n > 0) {
-                uint64_t pos = off % cap;
-                size_t chunk = n < cap - pos ? n : (size_t)(cap - pos);
-                ssize_t got = pread(fd, buf, chunk, (off_t)(JOB_LOG_HDR + pos));
-                if (got <= 0)
-                        return got < 0 ? neg_errno() : -EIO;
-                buf += got;
-                off += (uint64_t)got;
-                n -= (size_t)got;
-        }
         return 0;
 }
 
 int jobs_read(struct app *app, struct proc *p, const struct store_job *rec, uint64_t since,
               uint8_t *buf, size_t max, uint64_t *ret_offset, size_t *ret_len)
 {
-        struct log_range rg;
-        int r = jobs_range(app, p, rec, &rg);
+        char path[4096];
+        int r;
 
+        if (p)
+                return joblog_read(&p->log, since, buf, max, ret_offset, ret_len);
+        r = log_path(app, rec->sandbox_id, rec->id, path, sizeof(path));
         if (r < 0)
                 return r;
-        if (since < rg.start)
-                since = rg.start;
-        if (since >= rg.end) {
-                *ret_offset = since > rg.end ? rg.end : since;
+        r = joblog_file_read(path, since, buf, max, ret_offset, ret_len);
+        if (r == -ENOENT) {
+                /* No file (it could not be made): nothing is held. */
+                *ret_offset = (uint64_t)rec->log_end;
                 *ret_len = 0;
                 return 0;
         }
-        size_t n = rg.end - since < max ? (size_t)(rg.end - since) : max;
-        if (p && p->ring) {
-                uint64_t ring_start = p->ring_from;
-                if (p->end - ring_start > p->ring_cap)
-                        ring_start = p->end - p->ring_cap;
-                if (since >= ring_start) {
-                        for (size_t done = 0; done < n;) {
-                                size_t pos = (size_t)((since + done) % p->ring_cap);
-                                size_t chunk = n - done < p->ring_cap - pos ? n - done
-                                                                            : p->ring_cap - pos;
-                                memcpy(buf + done, p->ring + pos, chunk);
-                                done += chunk;
-                        }
-                        *ret_offset = since;
-                        *ret_len = n;
-                        return 0;
-                }
-        }
-        if (p && p->fd >= 0) {
-                r = file_read(p->fd, p->cap, since, buf, n);
-        } else {
-                char path[4096];
-                uint64_t cap, s, e;
-                r = log_path(app, p ? p->sandbox_id : rec->sandbox_id, p ? p->id : rec->id,
-                             path, sizeof(path));
-                if (r < 0)
-                        return r;
-                cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-                if (fd < 0)
-                        return neg_errno();
-                r = log_header(fd, &cap, &s, &e);
-                if (r == 0)
-                        r = file_read(fd, cap, since, buf, n);
-        }
-        if (r < 0)
-                return r;
-        *ret_offset = since;
-        *ret_len = n;
-        return 0;
+        return r;
 }
 
 /* ---- records ---- */
@@ -460,14 +288,13 @@ static void proc_end(struct proc *p, const char *state, bool has_exit, int code,
         p->ended = true;
         p->stdin_open = false;
         int r = store_job_end(p->app->store, p->id, state, has_exit, code, util_wall_ms(),
-                              (int64_t)p->end, error);
+                              (int64_t)p->log.end, error);
         if (r < 0)
                 app_log("job %lld of %s: recording its end failed: %s", (long long)p->id,
                         p->sandbox_id, strerror(-r));
         if (p->idle_timer)
                 uv_timer_stop(p->idle_timer);
-        free(p->ring);
-        p->ring = NULL;
+        joblog_drop_ring(&p->log);
         answer_start(p, 0, NULL);
         wake_clients(p);
         proc_maybe_free(p);
@@ -533,13 +360,8 @@ static void proc_attached(void *ud, uint32_t pid, uint64_t offset)
                 p->started = true;
                 p->pid = (int32_t)pid;
         }
-        if (offset > p->end) {
-                /* Output sent to a daemon that died never reached the log: a gap. */
-                p->end = p->start = offset;
-                p->ring_from = offset;
-                if (p->fd >= 0)
-                        log_write_header(p);
-        }
+        /* Output sent to a daemon that died never reached the log: a gap. */
+        joblog_gap(&p->log, offset);
 }
 
 static const struct agent_job_ops proc_ops = {
@@ -611,10 +433,9 @@ static struct proc *proc_new(struct app *app, const char *sandbox_id, int64_t id
                 return NULL;
         p->app = app;
         p->id = id;
-        p->fd = -1;
+        joblog_init_memory(&p->log, 0, 0);
         snprintf(p->sandbox_id, sizeof(p->sandbox_id), "%s", sandbox_id);
         p->agent_id = AGENT_KEPT_ID_BASE | (uint32_t)id;
-        p->ring_cap = (size_t)app->cfg.job_ring_bytes;
         unsigned b = bucket_of(id);
         p->next = app->jobs->buckets[b];
         app->jobs->buckets[b] = p;
@@ -703,9 +524,7 @@ int jobs_start(struct app *app, struct sandbox *sb, const struct job_spec *spec,
         }
         p->pty = spec->pty;
         p->stdin_open = rec.stdin_open;
-        r = log_open(p, true);
-        if (r < 0)
-                goto fail;
+        log_open(p, true, 0);
         struct proto_spawn sp = {
                 .uid = spec->uid,
                 .gid = spec->uid,
@@ -764,16 +583,7 @@ static int reattach_one(const struct store_job *rec, void *ud)
                 p->stdin_open = rec->stdin_open;
                 p->pid = rec->pid;
                 p->started = rec->pid != 0;
-                if (log_open(p, false) < 0) {
-                        /* No usable log: start a fresh one where the record says. */
-                        if (p->fd >= 0)
-                                close(p->fd);
-                        p->fd = -1;
-                        if (log_open(p, true) < 0 && p->fd >= 0) {
-                                close(p->fd);
-                                p->fd = -1;
-                        }
-                }
+                log_open(p, false, (uint64_t)rec->log_end);
                 proc_idle_setup(p, rec->max_run_after_disconnect);
         }
         if (agent_attach(sb->agent, p->agent_id, &proc_ops, p) == 0)

@@ -28,9 +28,6 @@
 struct sandbox;
 struct proc;
 
-/* Size of the log file header (magic, cap, start, end). */
-#define JOB_LOG_HDR 32
-
 /* A reader of a live job's log (a long poll, a WebSocket attachment). wake() runs on new
  * output and once when the job ends; the client then reads with jobs_read(). */
 struct proc_client {

@@ -56,6 +56,10 @@ static void check_req(const struct init_req *r, const uint8_t *frame, size_t use
         case PROTO_KILLALL:
                 CHECK(payload == 0);
                 break;
+        case PROTO_ATTACH:
+        case PROTO_RELEASE:
+                CHECK(r->job != 0 && payload == 0);
+                break;
         default:
                 CHECK(0);
         }

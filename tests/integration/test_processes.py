@@ -325,3 +325,39 @@ def test_jobs_survive_kill9(server):
         text = read_all(server, sid, long["id"])[0].decode()
         assert text == "".join(f"tick{i}\n" for i in range(1, 31)) + "got:after\n"
         server.delete(sid)
+
+
+def _rss_kib(pid):
+        with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                        if line.startswith("VmRSS:"):
+                                return int(line.split()[1])
+        raise AssertionError("no VmRSS")
+
+
+def test_hundred_yes_jobs_keep_daemon_memory_bounded(daemons):
+        """100 jobs printing as fast as they can: the daemon holds at most JOB_RING_BYTES per
+        job in memory (and JOB_LOG_MAX on disk); its RSS stays within that bound."""
+        ring, log_max, n = 256 * 1024, 1024 * 1024, 100
+        # (an ASan build keeps freed memory in quarantine: keep that small for the measure)
+        d = daemons.start(env={"JOB_RING_BYTES": str(ring), "JOB_LOG_MAX": str(log_max),
+                               "MAX_JOBS_PER_SANDBOX": "128",
+                               "ASAN_OPTIONS": "detect_leaks=0:quarantine_size_mb=8"})
+        sid = d.create(disk="256Mi", cpus="1")
+        base = _rss_kib(d.proc.pid)
+        jobs = [start(d, sid, command="yes") for _ in range(n)]
+        peak = 0
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+                peak = max(peak, _rss_kib(d.proc.pid))
+                time.sleep(0.25)
+        # every job wrote more than its ring and log hold: the oldest bytes are dropped
+        o = output(d, sid, jobs[0]["id"], 0, limit=16)
+        assert o["offset"] > 0 and o["dropped"] == o["offset"], o
+        logs = os.path.join(d.data_dir, "sandboxes", sid, "jobs")
+        sizes = [os.path.getsize(os.path.join(logs, f)) for f in os.listdir(logs)]
+        assert max(sizes) <= log_max + 64, max(sizes)
+        bound = base + n * ring // 1024 * 2 + 96 * 1024  # rings (x2 for allocator/ASan slack)
+        print(f"daemon RSS: base {base} KiB, peak {peak} KiB with {n} yes jobs")
+        assert peak < bound, f"daemon RSS {peak} KiB, bound {bound} KiB (base {base})"
+        d.delete(sid)
