@@ -12,6 +12,8 @@
 #include "store.h"
 
 struct manager;
+struct ratelimit;
+struct secrets;
 
 struct app {
         uv_loop_t *loop;
@@ -22,6 +24,8 @@ struct app {
         int port; /* bound TCP port */
         struct live *live; /* long-lived connections by credential (live.c) */
         size_t n_live;
+        struct secrets *secrets;     /* the master key (secrets.c) */
+        struct ratelimit *ratelimit; /* request rate per org (quota.c); NULL when off */
 };
 
 /* Per-request state, owned by the handler from on_headers until the reply. */

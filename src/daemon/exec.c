@@ -15,6 +15,8 @@
 #include "manager.h"
 #include "routes.h"
 #include "runtime.h"
+#include "secrets.h"
+#include "secretbox.h"
 #include "util.h"
 
 /* Longest argv element (the kernel's MAX_ARG_STRLEN is 128 KiB), longest run-code source,
@@ -361,9 +363,13 @@ static int exec_argv(struct reqctx *c, json_t *cmd, const char ***ret_argv, uint
         return 0;
 }
 
-/* The environment of a command: defaults, then the sandbox's env, then the request's. */
-static int exec_env(struct sandbox *sb, json_t *req_env, bool root, const char ***ret_env,
-                    uint32_t *ret_envc, char **ret_storage)
+/* The environment of a command: defaults, then the sandbox's env, then the request's, then
+ * the organisation's secrets chosen for the sandbox under names not taken yet (secrets.h).
+ * *ret_storage holds the NAME=value strings (secrets in plaintext): the caller wipes it with
+ * secretbox_wipe(storage, *ret_storage_len) before freeing it. */
+static int exec_env(struct app *app, struct sandbox *sb, json_t *req_env, bool root,
+                    const char ***ret_env, uint32_t *ret_envc, char **ret_storage,
+                    size_t *ret_storage_len)
 {
         json_t *all = json_object();
         char hostname[STORE_ID_MAX + 16];
@@ -384,6 +390,11 @@ static int exec_env(struct sandbox *sb, json_t *req_env, bool root, const char *
                 json_object_update(all, sb->env);
         if (req_env)
                 json_object_update(all, req_env);
+        int r = secrets_add_env(app, sb->org_id, sb->id, all);
+        if (r < 0) {
+                json_decref(all);
+                return r;
+        }
 
         size_t n = json_object_size(all), total = 0;
         json_object_foreach(all, k, v) total += strlen(k) + json_string_length(v) + 2;
@@ -405,8 +416,23 @@ static int exec_env(struct sandbox *sb, json_t *req_env, bool root, const char *
         *ret_env = env;
         *ret_envc = (uint32_t)n;
         *ret_storage = storage;
+        *ret_storage_len = total;
         return 0;
 }
+
+/* The NAME=value strings of exec_env: wiped (they may hold secrets) and freed at scope end,
+ * once agent_spawn has copied them into its frame. */
+struct env_storage {
+        char *p;
+        size_t len;
+};
+
+static void env_storage_wipe(struct env_storage *es)
+{
+        secretbox_wipe(es->p, es->len);
+        free(es->p);
+}
+#define cleanup_env_storage __attribute__((cleanup(env_storage_wipe)))
 
 /* What a command needs besides its argv, read from the request body (answers 400 itself). */
 struct exec_params {
@@ -501,10 +527,10 @@ static void exec_start(struct reqctx *c, struct sandbox *sb, const char **argv, 
                 .argv = argv,
         };
         cleanup_free const char **env = NULL;
-        cleanup_free char *env_storage = NULL;
-        int r = exec_env(sb, p->env, p->uid == 0, &env, &sp.envc, &env_storage);
+        cleanup_env_storage struct env_storage es = {};
+        int r = exec_env(c->app, sb, p->env, p->uid == 0, &env, &sp.envc, &es.p, &es.len);
         if (r < 0) {
-                reply_errno(c, r, "execute");
+                secrets_reply_error(c, r, "execute");
                 return;
         }
         sp.env = env;

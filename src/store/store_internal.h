@@ -27,6 +27,17 @@ enum store_stmt_id {
         STMT_SB_COUNT_ACTIVE,
         STMT_SB_UID_BASES,
         STMT_SB_ASSIGN,
+        STMT_SB_ORG_USAGE,
+        STMT_SECRET_EXISTS,
+        STMT_SECRET_PUT,
+        STMT_SECRET_GET,
+        STMT_SECRET_DELETE,
+        STMT_SECRET_LIST,
+        STMT_SECRET_USAGE,
+        STMT_SECRET_OTHER_KEY,
+        STMT_SBSEC_SET,
+        STMT_SBSEC_CLEAR,
+        STMT_SBSEC_GET,
         STMT_COUNT_ /* number of ids */
 };
 
@@ -38,7 +49,7 @@ struct store {
 
 /* One schema migration: applied once, in order of version, inside the open transaction. */
 struct store_migration {
-        int version; /* 1, 2, 3... without gaps */
+        int version; /* increasing; gaps are fine */
         const char *sql;
 };
 /* The migrations, oldest first (schema.c). */
