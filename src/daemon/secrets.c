@@ -144,14 +144,20 @@ int secrets_open(const char *data_dir, struct secrets **ret, char *err, size_t e
         err[0] = '\0';
         v = getenv("WARREN_MASTER_KEY");
         if (v && *v) {
+                static const char var[] = "WARREN_MASTER_KEY=";
                 char *text = (char *)v;
                 size_t len = strlen(text);
                 r = secretbox_key_parse(text, len, key);
-                /* Overwrite the value where it lives (the initial environment block, which
-                 * /proc/PID/environ shows), then drop the variable so that no child inherits
-                 * it, whatever happens next. */
-                secretbox_wipe(text, len);
+                /* Drop the variable so that no child inherits it, then overwrite the whole
+                 * "NAME=value" string where it lives: for a variable of the initial
+                 * environment that is the block /proc/PID/environ shows, which unsetenv()
+                 * leaves as it is. getenv() points just past the '=' of that string. */
                 unsetenv("WARREN_MASTER_KEY");
+                char *entry = text - (sizeof(var) - 1);
+                if (memcmp(entry, var, sizeof(var) - 1) == 0)
+                        secretbox_wipe(entry, sizeof(var) - 1 + len);
+                else
+                        secretbox_wipe(text, len);
                 if (r < 0) {
                         snprintf(err, errlen, "WARREN_MASTER_KEY must be 64 hex digits or base64 "
                                               "of 32 bytes");
