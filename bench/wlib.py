@@ -146,7 +146,10 @@ class Daemon:
                 self.key = "wk_bench_" + secrets.token_hex(16)
                 self.env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                             "HOME": "/root", "LANG": "C.UTF-8", "WARREN_ADMIN_KEY": self.key,
-                            "MAX_SANDBOXES_PER_ORG": "100000"}
+                            "MAX_SANDBOXES_PER_ORG": "100000",
+                            # thousands of sandboxes and requests in one org: no org totals,
+                            # no request rate limit
+                            "MAX_ORG_CPUS": "0", "MAX_ORG_MEMORY": "0", "RATE_LIMIT_RPS": "0"}
                 self.env.update(env or {})
                 self.log_path = os.path.join(self.root, "warrend.log")
                 self.proc = None

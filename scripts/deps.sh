@@ -15,5 +15,6 @@ apt-get install -y -q --no-install-recommends \
         libuv1-dev libhttp-parser-dev libwslay-dev libssl-dev libjansson-dev \
         libsqlite3-dev sqlite3 libseccomp-dev libcap-dev libcurl4-openssl-dev libcmocka-dev \
         e2fsprogs util-linux procps iproute2 ca-certificates \
-        python3 python3-pytest python3-requests python3-websockets >/dev/null
+        python3 python3-pytest python3-requests python3-websockets python3-cryptography \
+        >/dev/null
 echo "deps: done" >&2

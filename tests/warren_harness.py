@@ -25,6 +25,12 @@ HTTP_TIMEOUT = 30          # seconds, default for one request
 START_TIMEOUT = 30         # seconds for the daemon to answer /health (first start builds base)
 DEFAULT_ENV = {
         "MAX_SANDBOXES_PER_ORG": "50",
+        # Generous per-organisation totals and request rate: tests create many sandboxes and
+        # poll quickly. tests/integration/test_quotas.py starts daemons with tight ones.
+        "MAX_ORG_CPUS": "1000",
+        "MAX_ORG_MEMORY": "4Ti",
+        "RATE_LIMIT_RPS": "100000",
+        "RATE_LIMIT_BURST": "100000",
         # Test-only lower bound for timeout_seconds (default 60), so that the sandbox-timeout
         # and expiry-while-down tests finish in seconds.
         "WARREN_MIN_TIMEOUT": "1",

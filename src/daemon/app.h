@@ -12,6 +12,8 @@
 #include "store.h"
 
 struct manager;
+struct ratelimit;
+struct secrets;
 
 struct app {
         uv_loop_t *loop;
@@ -23,6 +25,8 @@ struct app {
         struct live *live; /* long-lived connections by credential (live.c) */
         struct jobs *jobs; /* background jobs held in memory (jobs.c) */
         size_t n_live;
+        struct secrets *secrets;     /* the master key (secrets.c) */
+        struct ratelimit *ratelimit; /* request rate per org (quota.c); NULL when off */
 };
 
 /* Per-request state, owned by the handler from on_headers until the reply. */

@@ -38,6 +38,14 @@ static const struct knob {
           "largest timeout_seconds accepted" },
         { "MAX_SANDBOXES_PER_ORG", K_INT, "5", offsetof(struct config, max_sandboxes_per_org),
           "sandboxes an organisation may have that are not stopped" },
+        { "MAX_ORG_CPUS", K_CPUS, "16", offsetof(struct config, max_org_cpu_millis),
+          "total cpus of an organisation's sandboxes that are not stopped (0: no limit)" },
+        { "MAX_ORG_MEMORY", K_BYTES, "32Gi", offsetof(struct config, max_org_memory),
+          "total memory of an organisation's sandboxes that are not stopped (0: no limit)" },
+        { "RATE_LIMIT_RPS", K_INT, "50", offsetof(struct config, rate_limit_rps),
+          "API requests per second per organisation, sustained (0: no rate limit)" },
+        { "RATE_LIMIT_BURST", K_INT, "100", offsetof(struct config, rate_limit_burst),
+          "API requests an organisation may make at once (its token bucket's size)" },
         { "MAX_CPUS", K_CPUS, "64", offsetof(struct config, max_cpu_millis),
           "largest cpus a request may ask for" },
         { "MAX_MEMORY", K_BYTES, "256Gi", offsetof(struct config, max_memory),
@@ -112,7 +120,11 @@ void config_usage(FILE *f)
                 "\n"
                 "Environment:\n"
                 "  WARREN_ADMIN_KEY     on first start, use this admin key instead of a random\n"
-                "                       one (it is still written to DATA_DIR/admin.key)\n");
+                "                       one (it is still written to DATA_DIR/admin.key)\n"
+                "  WARREN_MASTER_KEY    key sealing secrets: 64 hex digits or base64 of 32\n"
+                "                       bytes (wiped from the environment once read)\n"
+                "  WARREN_MASTER_KEY_FILE  else this file (DATA_DIR/master.key, mode 0600,\n"
+                "                       made with a random key when missing)\n");
         for (size_t i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++)
                 fprintf(f, "  %-21s%s (%s)\n", knobs[i].env, knobs[i].help, knobs[i].def);
 }
@@ -298,6 +310,12 @@ int config_load(struct config *cfg, int argc, char **argv, int *ret_argi)
                 fprintf(stderr, "warrend: JOB_RING_BYTES must be 4Ki-1Gi, JOB_LOG_MAX 4Ki-1Ti, "
                                 "MAX_JOBS_PER_SANDBOX 1-4000, MAX_ATTACH_PER_JOB 1-1000, "
                                 "JOB_HISTORY at least MAX_JOBS_PER_SANDBOX\n");
+                return -EINVAL;
+        }
+        if (cfg->rate_limit_rps > 1000000 || cfg->rate_limit_burst > 1000000 ||
+            (cfg->rate_limit_rps > 0 && cfg->rate_limit_burst < 1)) {
+                fprintf(stderr, "warrend: RATE_LIMIT_RPS must be 0-1000000 and RATE_LIMIT_BURST "
+                                "1-1000000\n");
                 return -EINVAL;
         }
         if (cfg->min_timeout_s < 1 || cfg->min_timeout_s > cfg->max_timeout_s ||

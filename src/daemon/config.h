@@ -20,6 +20,10 @@ struct config {
         int64_t min_timeout_s;         /* WARREN_MIN_TIMEOUT (60; tests lower it) */
         int64_t max_timeout_s;         /* MAX_TIMEOUT (86400) */
         int64_t max_sandboxes_per_org; /* MAX_SANDBOXES_PER_ORG (5) */
+        uint64_t max_org_cpu_millis;   /* MAX_ORG_CPUS ("16"; 0 = no limit) */
+        uint64_t max_org_memory;       /* MAX_ORG_MEMORY ("32Gi"; 0 = no limit) */
+        int64_t rate_limit_rps;        /* RATE_LIMIT_RPS (50; 0 = off) */
+        int64_t rate_limit_burst;      /* RATE_LIMIT_BURST (100) */
         uint64_t max_cpu_millis;       /* MAX_CPUS ("64") */
         uint64_t max_memory;           /* MAX_MEMORY ("256Gi") */
         uint64_t max_disk;             /* MAX_DISK ("1Ti") */

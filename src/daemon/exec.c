@@ -15,6 +15,8 @@
 #include "manager.h"
 #include "routes.h"
 #include "runtime.h"
+#include "secrets.h"
+#include "secretbox.h"
 #include "util.h"
 
 /* Longest argv element (the kernel's MAX_ARG_STRLEN is 128 KiB), longest run-code source,
@@ -361,9 +363,13 @@ int exec_argv(struct reqctx *c, json_t *cmd, const char ***ret_argv, uint32_t *r
         return 0;
 }
 
-/* The environment of a command: defaults, then the sandbox's env, then the request's. */
-int exec_env(struct sandbox *sb, json_t *req_env, bool root, const char ***ret_env,
-                    uint32_t *ret_envc, char **ret_storage)
+/* The environment of a command: defaults, then the sandbox's env, then the request's, then
+ * the organisation's secrets chosen for the sandbox under names not taken yet (secrets.h).
+ * *ret_storage holds the NAME=value strings (secrets in plaintext): the caller wipes it with
+ * secretbox_wipe(storage, *ret_storage_len) before freeing it. */
+int exec_env(struct app *app, struct sandbox *sb, json_t *req_env, bool root,
+                    const char ***ret_env, uint32_t *ret_envc, char **ret_storage,
+                    size_t *ret_storage_len)
 {
         json_t *all = json_object();
         char hostname[STORE_ID_MAX + 16];
@@ -384,6 +390,11 @@ int exec_env(struct sandbox *sb, json_t *req_env, bool root, const char ***ret_e
                 json_object_update(all, sb->env);
         if (req_env)
                 json_object_update(all, req_env);
+        int r = secrets_add_env(app, sb->org_id, sb->id, all);
+        if (r < 0) {
+                json_decref(all);
+                return r;
+        }
 
         size_t n = json_object_size(all), total = 0;
         json_object_foreach(all, k, v) total += strlen(k) + json_string_length(v) + 2;
@@ -405,9 +416,16 @@ int exec_env(struct sandbox *sb, json_t *req_env, bool root, const char ***ret_e
         *ret_env = env;
         *ret_envc = (uint32_t)n;
         *ret_storage = storage;
+        *ret_storage_len = total;
         return 0;
 }
 
+
+void env_storage_wipe(struct env_storage *es)
+{
+        secretbox_wipe(es->p, es->len);
+        free(es->p);
+}
 
 int exec_params(struct reqctx *c, json_t *body, struct exec_params *p)
 {
@@ -496,10 +514,10 @@ static void exec_start(struct reqctx *c, struct sandbox *sb, const char **argv, 
                 .argv = argv,
         };
         cleanup_free const char **env = NULL;
-        cleanup_free char *env_storage = NULL;
-        int r = exec_env(sb, p->env, p->uid == 0, &env, &sp.envc, &env_storage);
+        cleanup_env_storage struct env_storage es = {};
+        int r = exec_env(c->app, sb, p->env, p->uid == 0, &env, &sp.envc, &es.p, &es.len);
         if (r < 0) {
-                reply_errno(c, r, "execute");
+                secrets_reply_error(c, r, "execute");
                 return;
         }
         sp.env = env;

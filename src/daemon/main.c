@@ -18,7 +18,9 @@
 #include "auth.h"
 #include "jobs.h"
 #include "manager.h"
+#include "quota.h"
 #include "runtime.h"
+#include "secrets.h"
 #include "util.h"
 
 static struct app app;
@@ -130,6 +132,18 @@ int main(int argc, char **argv)
         if (r < 0 && r != -EEXIST) {
                 fprintf(stderr, "warrend: cannot create the pool organisation: %s\n",
                         strerror(-r));
+                return 1;
+        }
+        /* Before any thread exists: loading the key may unset WARREN_MASTER_KEY. */
+        r = secrets_open(app.cfg.data_dir, &app.secrets, err, sizeof(err));
+        if (r < 0) {
+                fprintf(stderr, "warrend: master key: %s\n", err);
+                return 1;
+        }
+        secrets_check_key(&app);
+        r = quota_init(&app);
+        if (r < 0) {
+                fprintf(stderr, "warrend: rate limiter: %s\n", strerror(-r));
                 return 1;
         }
         /* Runtime work (creates, pool refills, teardowns) and file I/O share the libuv

@@ -20,6 +20,7 @@
 #include <sys/syscall.h>
 
 #include "quantity.h"
+#include "secrets.h"
 #include "util.h"
 
 #define MGR_BUCKETS 4096
@@ -562,6 +563,15 @@ static int create_sandbox(struct manager *m, const struct mgr_create_args *args,
         rec.env_json = NULL;
         if (r < 0)
                 return r;
+        /* Which secrets its commands get, recorded before anything can run in it. Pooled
+         * sandboxes get none until handed out (mgr_pool_take). */
+        if (!pool) {
+                r = secrets_bind_sandbox(m->app, id, args->secrets);
+                if (r < 0) {
+                        store_sandbox_delete(m->app->store, id);
+                        return r;
+                }
+        }
 
         struct sandbox *sb = sb_new(m, id, args->org_id);
         struct create_op *op = calloc(1, sizeof(*op));
@@ -1018,6 +1028,8 @@ int mgr_pool_take(struct manager *m, const struct mgr_create_args *args, char *r
                 rec.env_json = args->env ? json_dumps(args->env, JSON_COMPACT) : NULL;
                 int r = store_sandbox_assign(m->app->store, &rec);
                 free(rec.env_json);
+                if (r == 0)
+                        r = secrets_bind_sandbox(m->app, sb->id, args->secrets);
                 if (r < 0) {
                         app_log("warm pool: cannot assign %s: %s", sb->id, strerror(-r));
                         sb_begin_destroy(sb);

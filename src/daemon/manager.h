@@ -60,6 +60,8 @@ struct mgr_create_args {
         uint64_t cpu_millis, memory_bytes, disk_bytes;
         int64_t timeout_s;
         json_t *env; /* borrowed; the manager takes its own reference */
+        json_t *secrets; /* borrowed: names of the org's secrets its commands get (an array),
+                          * or NULL for all of them (secrets.h) */
         const char *template;
         const char *isolation;
 };

@@ -22,6 +22,7 @@
 #include "jobs.h"
 #include "manager.h"
 #include "routes.h"
+#include "secrets.h"
 #include "runtime.h"
 #include "util.h"
 
@@ -142,7 +143,7 @@ static void handle_start(struct reqctx *c, const char *id, bool terminal)
 {
         cleanup_free const char **argv = NULL;
         cleanup_free const char **env = NULL;
-        cleanup_free char *env_storage = NULL;
+        cleanup_env_storage struct env_storage es = {};
         struct job_spec spec = { .cols = 80, .rows = 24 };
         struct exec_params p;
         json_t *cmd, *v;
@@ -205,9 +206,9 @@ static void handle_start(struct reqctx *c, const char *id, bool terminal)
             0)
                 goto out;
         spec.max_run_after_disconnect = n;
-        r = exec_env(sb, p.env, p.uid == 0, &env, &spec.envc, &env_storage);
+        r = exec_env(c->app, sb, p.env, p.uid == 0, &env, &spec.envc, &es.p, &es.len);
         if (r < 0) {
-                reply_errno(c, r, "start job");
+                secrets_reply_error(c, r, "start job");
                 goto out;
         }
         spec.argv = argv;

@@ -63,6 +63,7 @@ int errno_to_http(int err, const char **ret_code)
                 { ECONNREFUSED, 503, "unavailable" },
                 { ETIMEDOUT, 504, "timeout" },
                 { EOPNOTSUPP, 400, "not_supported" },
+                { EKEYREJECTED, 500, "secret_unavailable" },
         };
         int e = err < 0 ? -err : err;
         for (size_t i = 0; i < ARRAY_SIZE(table); i++) {

@@ -12,7 +12,9 @@
 #include "auth.h"
 #include "manager.h"
 #include "quantity.h"
+#include "quota.h"
 #include "runtime.h"
+#include "secrets.h"
 #include "util.h"
 
 #define WARREN_VERSION "0.1.0"
@@ -267,6 +269,12 @@ static void handle_create(struct reqctx *c)
                         goto out;
                 a.env = v;
         }
+        v = json_object_get(body, "secrets");
+        if (v && !json_is_null(v)) {
+                if (secrets_check_selection(c, v) < 0)
+                        goto out;
+                a.secrets = v;
+        }
         if (strcmp(a.isolation, "container") != 0) {
                 reply_error(c, 400, "invalid_request",
                             "isolation: \"%.64s\" is not available on this server (available: "
@@ -286,20 +294,18 @@ static void handle_create(struct reqctx *c)
                             a.template);
                 goto out;
         }
-        /* The warm pool first: a ready sandbox of the same class, assigned to the caller.
-         * The quota is checked here for it; mgr_create checks it for the cold path. */
-        int64_t active;
-        r = store_sandbox_count_active(c->app->store, c->org_id, &active);
-        if (r == 0 && active >= cfg->max_sandboxes_per_org)
-                r = -EUSERS;
+        /* The quotas (count, cpus, memory), answered 429 here for both paths; mgr_create
+         * checks the count again for the cold path. Then the warm pool: a ready sandbox of
+         * the same class, assigned to the caller. */
+        if (quota_admit_sandbox(c, a.cpu_millis, a.memory_bytes) < 0)
+                goto out;
         char pooled_id[STORE_ID_MAX];
-        if (r == 0 && mgr_pool_take(c->app->mgr, &a, pooled_id, sizeof(pooled_id)) == 0) {
+        if (mgr_pool_take(c->app->mgr, &a, pooled_id, sizeof(pooled_id)) == 0) {
                 struct rt_metrics pm = { .total_ms = util_ms_since(c->req->started_ns) };
                 create_reply(c, pooled_id, &pm, true);
                 goto out;
         }
-        if (r == 0)
-                r = mgr_create(c->app->mgr, &a, create_cb, c);
+        r = mgr_create(c->app->mgr, &a, create_cb, c);
         if (r == -EUSERS)
                 reply_error(c, 429, "quota_exceeded",
                             "this organisation already has %lld sandboxes that are not stopped "
@@ -542,6 +548,8 @@ enum http_body_mode routes_on_headers(struct http_req *req, void *ud)
         snprintf(c->org_id, sizeof(c->org_id), "%s", key.org_id);
         snprintf(c->key_id, sizeof(c->key_id), "%s", key.id);
         snprintf(c->role, sizeof(c->role), "%s", key.role);
+        if (quota_check_rate(c) < 0)
+                return HTTP_BODY_ANSWERED; /* 429 answered */
         if (req->method == HTTP_M_PUT && match_sandbox_path(req->path, id, sizeof(id), &rest) &&
             strcmp(rest, "/files/upload") == 0)
                 return files_upload_headers(c, id);
@@ -590,6 +598,8 @@ void routes_on_request(struct http_req *req, void *ud)
                 reply_json(c, 200, mgr_pool_json(c->app->mgr));
                 return;
         }
+        if (strncmp(path, "/api/v1/secrets", 15) == 0 && (path[15] == '\0' || path[15] == '/'))
+                return secrets_route(c, path + 15);
         if (strcmp(path, "/api/v1/templates") == 0) {
                 if (m != HTTP_M_GET)
                         return method_not_allowed(c);

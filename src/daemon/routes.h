@@ -29,9 +29,23 @@ struct sandbox;
 /* exec.c: build argv from "command": a string runs through /bin/sh -c, an array is the
  * argv (strings point into cmd; *ret_argv is malloc'd). Answers 400 itself (-EINVAL). */
 int exec_argv(struct reqctx *c, json_t *cmd, const char ***ret_argv, uint32_t *ret_argc);
-/* exec.c: the environment of a command: defaults, the sandbox's env, then req_env. */
-int exec_env(struct sandbox *sb, json_t *req_env, bool root, const char ***ret_env,
-             uint32_t *ret_envc, char **ret_storage);
+/* exec.c: the environment of a command: defaults, then the sandbox's env, then req_env,
+ * then the organisation's secrets chosen for the sandbox under names not taken yet
+ * (secrets.h). *ret_storage holds the NAME=value strings (secrets in plaintext): keep it in
+ * a cleanup_env_storage struct env_storage, which wipes it. Secret failures: -EKEYREJECTED
+ * etc., answered with secrets_reply_error(). */
+int exec_env(struct app *app, struct sandbox *sb, json_t *req_env, bool root,
+             const char ***ret_env, uint32_t *ret_envc, char **ret_storage,
+             size_t *ret_storage_len);
+
+/* The NAME=value strings of exec_env: wiped (they may hold secrets) and freed at scope end,
+ * once agent_spawn has copied them into its frame. */
+struct env_storage {
+        char *p;
+        size_t len;
+};
+void env_storage_wipe(struct env_storage *es);
+#define cleanup_env_storage __attribute__((cleanup(env_storage_wipe)))
 /* exec.c: what a command needs besides its argv, read from the request body ("working_dir"
  * or "cwd", "timeout" in ms, "user", "env"); answers 400 itself. */
 struct exec_params {

@@ -426,6 +426,34 @@ int store_sandbox_count_active(struct store *st, const char *org_id, int64_t *re
         return 0;
 }
 
+int store_sandbox_org_usage(struct store *st, const char *org_id, struct store_org_usage *ret)
+{
+        cleanup_stmt sqlite3_stmt *s = NULL;
+        int r;
+
+        if (!org_id || !ret)
+                return -EINVAL;
+        r = store_stmt(st, STMT_SB_ORG_USAGE,
+                       "SELECT count(*), coalesce(sum(cpu_millis), 0),"
+                       " coalesce(sum(memory_bytes), 0), coalesce(min(expires_at), 0)"
+                       " FROM sandboxes WHERE org_id = ?1 AND status IN ('creating', 'running')",
+                       &s);
+        if (r < 0)
+                return r;
+        r = store_bind_opt(s, 1, org_id);
+        if (r < 0)
+                return r;
+        if (sqlite3_step(s) != SQLITE_ROW)
+                return store_errno(sqlite3_extended_errcode(st->db)) ?: -EIO;
+        *ret = (struct store_org_usage){
+                .sandboxes = sqlite3_column_int64(s, 0),
+                .cpu_millis = sqlite3_column_int64(s, 1),
+                .memory_bytes = sqlite3_column_int64(s, 2),
+                .next_expiry = sqlite3_column_int64(s, 3),
+        };
+        return 0;
+}
+
 /* Lowest free slot n in 0..max_slots-1, where slot n is the uid range
  * [first_base + n*range, first_base + (n+1)*range). A row occupies every slot its own
  * range [uid_base, uid_base+range) overlaps, so rows written with another layout (a changed

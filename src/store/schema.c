@@ -88,9 +88,34 @@ static const char migration_2[] =
         "CREATE INDEX jobs_sandbox ON jobs (sandbox_id, id);"
         "CREATE INDEX jobs_running ON jobs (state) WHERE state = 'running';";
 
+/* Secrets (secrets.c in the daemon seals them; the store sees ciphertext only) and, per
+ * sandbox, which of its organisation's secrets its commands get. */
+static const char migration_4[] =
+        "CREATE TABLE secrets ("
+        "  org_id     TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,"
+        "  name       TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 128),"
+        "  key_id     BLOB NOT NULL CHECK (length(key_id) = 8)," /* which master key sealed it */
+        "  nonce      BLOB NOT NULL CHECK (length(nonce) = 12),"
+        "  ciphertext BLOB NOT NULL CHECK (length(ciphertext) >= 16)," /* value + GCM tag */
+        "  created_at INTEGER NOT NULL,"
+        "  updated_at INTEGER NOT NULL,"
+        "  PRIMARY KEY (org_id, name)"
+        ") STRICT;"
+        /* A repeated nonce under one key would void GCM's guarantees: should the RNG ever
+         * repeat one, the write fails instead. */
+        "CREATE UNIQUE INDEX secrets_nonce ON secrets (nonce);"
+        /* No row: the sandbox gets no secrets (warm-pool sandboxes, rows older than this
+         * table). names_json NULL: every secret its organisation has when a command starts;
+         * otherwise a JSON array of the names it gets. */
+        "CREATE TABLE sandbox_secrets ("
+        "  sandbox_id TEXT PRIMARY KEY NOT NULL REFERENCES sandboxes(id) ON DELETE CASCADE,"
+        "  names_json TEXT"
+        ") STRICT;";
+
 const struct store_migration store_migrations[] = {
         { 1, migration_1 },
         { 2, migration_2 },
+        { 4, migration_4 },
 };
 
 const size_t store_n_migrations = sizeof(store_migrations) / sizeof(store_migrations[0]);

@@ -90,6 +90,16 @@ int store_sandbox_each_stopped_before(struct store *st, int64_t before,
                                       void *ud);
 /* Count of an organisation's sandboxes that are creating or running (the quota). */
 int store_sandbox_count_active(struct store *st, const char *org_id, int64_t *ret);
+/* What an organisation's sandboxes that are creating or running hold (the quotas): their
+ * number, total millicpus and memory bytes, and the earliest expires_at among them (0 if
+ * none). */
+struct store_org_usage {
+        int64_t sandboxes;
+        int64_t cpu_millis;
+        int64_t memory_bytes;
+        int64_t next_expiry;
+};
+int store_sandbox_org_usage(struct store *st, const char *org_id, struct store_org_usage *ret);
 /* Lowest uid slot (0..max_slots-1) not used by any sandbox row (stopped ones keep theirs
  * until deleted, since their disk files are owned by that range). -ENOSPC if none. The
  * uid_base of slot n is computed by the caller. */
@@ -137,5 +147,48 @@ int store_job_count(struct store *st, const char *sandbox_id, bool running_only,
 /* The oldest ended job of a sandbox (pruning the history). -ENOENT if none. */
 int store_job_oldest_done(struct store *st, const char *sandbox_id, int64_t *ret_id);
 int store_job_delete(struct store *st, int64_t id);
+/* ---- secrets (secret.c): sealed by the daemon; the store sees ciphertext only ---- */
+#define STORE_SECRET_NAME_MAX 129 /* 128 characters + NUL */
+struct store_secret {
+        char org_id[STORE_ID_MAX];
+        char name[STORE_SECRET_NAME_MAX];
+        uint8_t key_id[8];     /* identifies the master key that sealed it */
+        uint8_t nonce[12];
+        uint8_t *ciphertext;   /* value + tag; malloc'd by store_secret_get (NULL in lists) */
+        size_t ciphertext_len;
+        int64_t created_at;    /* epoch seconds */
+        int64_t updated_at;
+};
+/* Free the ciphertext of a record filled by store_secret_get. */
+void store_secret_clear(struct store_secret *sec);
+/* Insert, or replace the key_id, nonce, ciphertext and updated_at of the row (org_id,
+ * name), at time now. *ret_created (may be NULL) says which. -ENOENT if the org does not
+ * exist; -EEXIST if the nonce is already used by another row. */
+int store_secret_put(struct store *st, const struct store_secret *sec, int64_t now,
+                     bool *ret_created);
+/* One secret with its ciphertext (clear it after use). -ENOENT if missing. */
+int store_secret_get(struct store *st, const char *org_id, const char *name,
+                     struct store_secret *ret);
+/* -ENOENT if there was no such secret. */
+int store_secret_delete(struct store *st, const char *org_id, const char *name);
+/* An organisation's secrets by name, without ciphertext. A negative return from cb stops
+ * the walk and is returned. */
+int store_secret_list(struct store *st, const char *org_id,
+                      int (*cb)(const struct store_secret *sec, void *ud), void *ud);
+/* Number of an organisation's secrets and the total bytes of their ciphertexts, not counting
+ * the one named except (NULL: none excepted). */
+int store_secret_usage(struct store *st, const char *org_id, const char *except,
+                       int64_t *ret_count, int64_t *ret_bytes);
+/* Number of secrets (every organisation) sealed under a key other than key_id. */
+int store_secret_count_other_key(struct store *st, const uint8_t key_id[8], int64_t *ret);
+
+/* Which secrets a sandbox's commands get: names_json is a JSON array of names, or NULL for
+ * every secret of its organisation. Replaces an earlier choice. -ENOENT if no such sandbox. */
+int store_sandbox_secrets_set(struct store *st, const char *sandbox_id, const char *names_json);
+/* Forget the choice: the sandbox gets no secrets. Fine if there was none. */
+int store_sandbox_secrets_clear(struct store *st, const char *sandbox_id);
+/* The choice for a sandbox: *ret_names_json is the malloc'd JSON array, or NULL for every
+ * secret. -ENOENT if there is none (the sandbox gets no secrets). */
+int store_sandbox_secrets_get(struct store *st, const char *sandbox_id, char **ret_names_json);
 
 #endif

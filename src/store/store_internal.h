@@ -37,6 +37,17 @@ enum store_stmt_id {
         STMT_JOB_COUNT,
         STMT_JOB_OLDEST_DONE,
         STMT_JOB_DELETE,
+        STMT_SB_ORG_USAGE,
+        STMT_SECRET_EXISTS,
+        STMT_SECRET_PUT,
+        STMT_SECRET_GET,
+        STMT_SECRET_DELETE,
+        STMT_SECRET_LIST,
+        STMT_SECRET_USAGE,
+        STMT_SECRET_OTHER_KEY,
+        STMT_SBSEC_SET,
+        STMT_SBSEC_CLEAR,
+        STMT_SBSEC_GET,
         STMT_COUNT_ /* number of ids */
 };
 
@@ -48,7 +59,7 @@ struct store {
 
 /* One schema migration: applied once, in order of version, inside the open transaction. */
 struct store_migration {
-        int version; /* increasing; gaps allowed */
+        int version; /* increasing; gaps are fine */
         const char *sql;
 };
 /* The migrations, oldest first (schema.c). */
