@@ -73,6 +73,8 @@ static const struct knob {
           "sandbox teardowns (stop, delete) run in the background at once" },
         { "DISK_POOL_SIZE", K_INT, "4", offsetof(struct config, disk_pool_size),
           "blank disk images made ahead per disk size in use (0: make each on create)" },
+        { "JWT_TTL", K_INT, "3600", offsetof(struct config, jwt_ttl_s),
+          "longest lifetime in seconds of a JWT from POST /api/v1/auth/token (60-86400)" },
 };
 
 void config_usage(FILE *f)
@@ -100,7 +102,12 @@ void config_usage(FILE *f)
                 "\n"
                 "Environment:\n"
                 "  WARREN_ADMIN_KEY     on first start, use this admin key instead of a random\n"
-                "                       one (it is still written to DATA_DIR/admin.key)\n");
+                "                       one (it is still written to DATA_DIR/admin.key)\n"
+                "  REGISTRATION         POST /api/v1/register: open, admin-only (needs an admin\n"
+                "                       key of the operator's organisation) or closed\n"
+                "                       (admin-only)\n"
+                "  JWT_SECRET           HS256 secret for JWTs, 32-256 bytes (default: a random\n"
+                "                       one kept in DATA_DIR/jwt.key, mode 0600)\n");
         for (size_t i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++)
                 fprintf(f, "  %-21s%s (%s)\n", knobs[i].env, knobs[i].help, knobs[i].def);
 }
@@ -200,6 +207,24 @@ int config_load(struct config *cfg, int argc, char **argv, int *ret_argi)
         if ((v = getenv("WARREN_ADMIN_KEY")) && *v &&
             set_str(cfg->admin_key, sizeof(cfg->admin_key), v, "WARREN_ADMIN_KEY") < 0)
                 return -EINVAL;
+        v = getenv("REGISTRATION");
+        if (!v || !*v)
+                v = "admin-only";
+        if (strcmp(v, "open") && strcmp(v, "admin-only") && strcmp(v, "closed")) {
+                fprintf(stderr, "warrend: REGISTRATION must be open, admin-only or closed\n");
+                return -EINVAL;
+        }
+        strcpy(cfg->registration, v);
+        if ((v = getenv("JWT_SECRET")) && *v &&
+            (strlen(v) < 32 || set_str(cfg->jwt_secret, sizeof(cfg->jwt_secret), v,
+                                       "JWT_SECRET") < 0)) {
+                fprintf(stderr, "warrend: JWT_SECRET must be 32-256 bytes\n");
+                return -EINVAL;
+        }
+        if (cfg->jwt_ttl_s < 60 || cfg->jwt_ttl_s > 86400) {
+                fprintf(stderr, "warrend: JWT_TTL must be 60-86400 seconds\n");
+                return -EINVAL;
+        }
 
         optind = 1;
         while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {

@@ -38,6 +38,9 @@ struct config {
         int64_t teardown_concurrency;  /* TEARDOWN_CONCURRENCY (2) */
         int64_t disk_pool_size;        /* DISK_POOL_SIZE (4): blank disks kept per size */
         char admin_key[128];           /* WARREN_ADMIN_KEY: bootstrap key instead of a random one */
+        char registration[16];         /* REGISTRATION: open, admin-only (default) or closed */
+        char jwt_secret[257];          /* JWT_SECRET (32-256 bytes); "" = DATA_DIR/jwt.key */
+        int64_t jwt_ttl_s;             /* JWT_TTL (3600): longest JWT lifetime, seconds */
 };
 
 /* Fill cfg from argv and the environment. Returns 0, 1 if --help/--version was printed (exit

@@ -27,6 +27,11 @@ enum store_stmt_id {
         STMT_SB_COUNT_ACTIVE,
         STMT_SB_UID_BASES,
         STMT_SB_ASSIGN,
+        /* identity.c */
+        STMT_KEY_GET,
+        STMT_ORG_GET,
+        STMT_SESS_FIND_BY_HASH,
+        STMT_SESS_TOUCH,
         STMT_COUNT_ /* number of ids */
 };
 
@@ -38,7 +43,7 @@ struct store {
 
 /* One schema migration: applied once, in order of version, inside the open transaction. */
 struct store_migration {
-        int version; /* 1, 2, 3... without gaps */
+        int version; /* increasing; gaps are fine (branches reserve numbers) */
         const char *sql;
 };
 /* The migrations, oldest first (schema.c). */
