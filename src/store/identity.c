@@ -333,11 +333,13 @@ int store_session_find_by_hash(struct store *st, const uint8_t hash[32],
         int r, rc;
 
         /* The joins are the revocation rule: a token is only as good as the key that minted
-         * it, and only for a sandbox that is still its organisation's. */
+         * it, and only for a sandbox that is still its organisation's and not being deleted
+         * (the row goes when the teardown ends; the token goes with it, by cascade). */
         r = store_stmt(st, STMT_SESS_FIND_BY_HASH,
                        "SELECT " SESS_COLUMNS " FROM session_tokens t"
                        " JOIN api_keys k ON k.id = t.key_id AND k.revoked_at IS NULL"
                        " JOIN sandboxes sb ON sb.id = t.sandbox_id AND sb.org_id = t.org_id"
+                       " AND sb.status != 'deleting'"
                        " WHERE t.hash = ?1",
                        &s);
         if (r < 0)
