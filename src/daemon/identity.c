@@ -379,8 +379,9 @@ static int opt_int(struct reqctx *c, json_t *body, const char *name, int64_t lo,
         if (!v || json_is_null(v))
                 return 0;
         if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
-                reply_error(c, 400, "invalid_request", "%s: expected an integer between %lld and %lld",
-                            name, (long long)lo, (long long)hi);
+                reply_error(c, 400, "invalid_request",
+                            "%s: expected an integer between %lld and %lld", name, (long long)lo,
+                            (long long)hi);
                 return -EINVAL;
         }
         *ret = json_integer_value(v);
@@ -932,7 +933,8 @@ static void handle_magic_create(struct reqctx *c, const char *sid)
                 r = store_magic_count(c->app->store, sid, now, &n);
         if (r == 0 && n >= MAX_MAGIC_PER_SANDBOX) {
                 reply_error(c, 429, "quota_exceeded",
-                            "this sandbox already has %d unused magic links", MAX_MAGIC_PER_SANDBOX);
+                            "this sandbox already has %d unused magic links",
+                            MAX_MAGIC_PER_SANDBOX);
                 goto out;
         }
         if (r == 0)

@@ -155,8 +155,8 @@ struct store_session {
 /* -EEXIST (id or hash taken), -ENOENT (org, sandbox or key missing). */
 int store_session_insert(struct store *st, const struct store_session *s, const uint8_t hash[32]);
 /* The token with this hash, provided the key that minted it is still active and its sandbox
- * still belongs to its organisation and is not being deleted. Expired tokens are returned (the caller tells them
- * apart by expires_at). -ENOENT if none. */
+ * still belongs to its organisation and is not being deleted. Expired tokens are returned
+ * (the caller tells them apart by expires_at). -ENOENT if none. */
 int store_session_find_by_hash(struct store *st, const uint8_t hash[32],
                                struct store_session *ret);
 /* One token of a sandbox by id. -ENOENT if none. */
