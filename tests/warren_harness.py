@@ -790,3 +790,69 @@ def force_clear_data_dir(srv):
                 sys.stderr.write(f"\nwarren test data left in {srv.root_dir}\n")
         else:
                 shutil.rmtree(srv.root_dir, ignore_errors=True)
+
+
+# ---- identity: API keys, JWTs, session tokens (test_identity.py, test_auth_matrix.py) ----
+
+def b64url(data):
+        """base64url without padding (JWT segments)."""
+        if isinstance(data, str):
+                data = data.encode()
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def forge_jwt(secret, claims, header=None, digest="sha256", signature=None):
+        """A JWT over header and claims, HMAC-signed with secret (bytes) and digest, unless
+        signature (a string, possibly "") is given. For tests of what the server refuses."""
+        import hashlib
+        import hmac
+        header = {"alg": "HS256", "typ": "JWT"} if header is None else header
+        si = b64url(json.dumps(header, separators=(",", ":"))) + "." + \
+                b64url(json.dumps(claims, separators=(",", ":")))
+        if signature is None:
+                signature = b64url(hmac.new(secret, si.encode(), getattr(hashlib, digest)).digest())
+        return si + "." + signature
+
+
+def jwt_secret(server):
+        """The server's JWT secret: DATA_DIR/jwt.key (or JWT_SECRET from its env)."""
+        if server.env.get("JWT_SECRET"):
+                return server.env["JWT_SECRET"].encode()
+        with open(os.path.join(server.data_dir, "jwt.key"), "rb") as f:
+                return f.read().strip()
+
+
+def bearer(token):
+        """Authorization header dict for a bearer credential (use with auth=False)."""
+        return {"Authorization": f"Bearer {token}"}
+
+
+def create_key(server, role="member", name=None, as_key=None):
+        """POST /api/v1/api-keys; asserts 201; returns {id, name, key, prefix, role, ...}."""
+        r = server.post("/api/v1/api-keys", key=as_key,
+                        json={"name": name or f"test-{role}-{secrets.token_hex(3)}", "role": role})
+        assert r.status_code == 201, f"create key -> {r.status_code}: {r.text[:300]}"
+        return r.json()
+
+
+def key_id_of(server, key, as_key=None):
+        """The id of an API key of the caller's organisation, found by its prefix."""
+        r = server.get("/api/v1/api-keys", key=as_key or key)
+        assert r.status_code == 200, f"list keys -> {r.status_code}: {r.text[:300]}"
+        found = [k["id"] for k in r.json()["api_keys"] if k["prefix"] == key[:10]]
+        assert len(found) == 1, f"key prefix {key[:10]!r} matches {found}"
+        return found[0]
+
+
+def mint_jwt(server, key=None, **body):
+        """POST /api/v1/auth/token with an API key; asserts 200; returns the token."""
+        r = server.post("/api/v1/auth/token", key=key, json=body)
+        assert r.status_code == 200, f"auth/token -> {r.status_code}: {r.text[:300]}"
+        return r.json()["token"]
+
+
+def create_session_token(server, sid, as_key=None, **body):
+        """POST /api/v1/sandbox/SID/session-tokens; asserts 201; returns the body."""
+        r = server.post(f"/api/v1/sandbox/{sid}/session-tokens", key=as_key, json=body)
+        assert r.status_code == 201, f"session token -> {r.status_code}: {r.text[:300]}"
+        return r.json()

@@ -27,6 +27,18 @@ struct app {
         size_t n_live;
         struct secrets *secrets;     /* the master key (secrets.c) */
         struct ratelimit *ratelimit; /* request rate per org (quota.c); NULL when off */
+        /* HS256 secret for JWTs (identity.c: JWT_SECRET, or DATA_DIR/jwt.key made at first
+         * start). */
+        uint8_t jwt_key[256];
+        size_t jwt_key_len;
+};
+
+/* How a request authenticated (identity.c). */
+enum cred_kind {
+        CRED_NONE = 0, /* public route, no credential */
+        CRED_KEY,      /* an API key */
+        CRED_JWT,      /* a JWT minted from an API key (key_id is that key's id) */
+        CRED_SESSION,  /* a session token (header, ?token= or cookie): one sandbox only */
 };
 
 /* Per-request state, owned by the handler from on_headers until the reply. */
@@ -34,9 +46,15 @@ struct reqctx {
         struct app *app;
         struct http_req *req;
         char org_id[STORE_ID_MAX];
+        /* The credential to revoke to end this request's connection (live_add): the API
+         * key's id for keys and JWTs, the session token's id for session tokens. */
         char key_id[STORE_ID_MAX];
-        char role[16];
+        char role[16]; /* "admin" or "member" ("session" for session tokens) */
         bool authed;
+        enum cred_kind cred;
+        /* Session tokens: the one sandbox the request may reach ("" otherwise). routes.c
+         * enforces it centrally before dispatch (identity_authenticate). */
+        char sandbox_scope[STORE_ID_MAX];
         /* on_request ran: from then on the handler answers every request, even after the
          * client left (the server drops that answer). Before it, an abort answers here. */
         bool dispatched;

@@ -93,6 +93,8 @@ static const struct knob {
           "WebSocket attachments to one job at once" },
         { "JOB_HISTORY", K_INT, "500", offsetof(struct config, job_history),
           "job records (with their logs) kept per sandbox; the oldest ended go first" },
+        { "JWT_TTL", K_INT, "3600", offsetof(struct config, jwt_ttl_s),
+          "longest lifetime in seconds of a JWT from POST /api/v1/auth/token (60-86400)" },
 };
 
 void config_usage(FILE *f)
@@ -124,7 +126,12 @@ void config_usage(FILE *f)
                 "  WARREN_MASTER_KEY    key sealing secrets: 64 hex digits or base64 of 32\n"
                 "                       bytes (wiped from the environment once read)\n"
                 "  WARREN_MASTER_KEY_FILE  else this file (DATA_DIR/master.key, mode 0600,\n"
-                "                       made with a random key when missing)\n");
+                "                       made with a random key when missing)\n"
+                "  REGISTRATION         POST /api/v1/register: open, admin-only (needs an admin\n"
+                "                       key of the operator's organisation) or closed\n"
+                "                       (admin-only)\n"
+                "  JWT_SECRET           HS256 secret for JWTs, 32-256 bytes (default: a random\n"
+                "                       one kept in DATA_DIR/jwt.key, mode 0600)\n");
         for (size_t i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++)
                 fprintf(f, "  %-21s%s (%s)\n", knobs[i].env, knobs[i].help, knobs[i].def);
 }
@@ -224,6 +231,24 @@ int config_load(struct config *cfg, int argc, char **argv, int *ret_argi)
         if ((v = getenv("WARREN_ADMIN_KEY")) && *v &&
             set_str(cfg->admin_key, sizeof(cfg->admin_key), v, "WARREN_ADMIN_KEY") < 0)
                 return -EINVAL;
+        v = getenv("REGISTRATION");
+        if (!v || !*v)
+                v = "admin-only";
+        if (strcmp(v, "open") && strcmp(v, "admin-only") && strcmp(v, "closed")) {
+                fprintf(stderr, "warrend: REGISTRATION must be open, admin-only or closed\n");
+                return -EINVAL;
+        }
+        strcpy(cfg->registration, v);
+        if ((v = getenv("JWT_SECRET")) && *v &&
+            (strlen(v) < 32 || set_str(cfg->jwt_secret, sizeof(cfg->jwt_secret), v,
+                                       "JWT_SECRET") < 0)) {
+                fprintf(stderr, "warrend: JWT_SECRET must be 32-256 bytes\n");
+                return -EINVAL;
+        }
+        if (cfg->jwt_ttl_s < 60 || cfg->jwt_ttl_s > 86400) {
+                fprintf(stderr, "warrend: JWT_TTL must be 60-86400 seconds\n");
+                return -EINVAL;
+        }
 
         optind = 1;
         while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {

@@ -48,6 +48,9 @@ struct config {
         int64_t max_attach_per_job;    /* MAX_ATTACH_PER_JOB (8) */
         int64_t job_history;           /* JOB_HISTORY (500) records per sandbox */
         char admin_key[128];           /* WARREN_ADMIN_KEY: bootstrap key instead of a random one */
+        char registration[16];         /* REGISTRATION: open, admin-only (default) or closed */
+        char jwt_secret[257];          /* JWT_SECRET (32-256 bytes); "" = DATA_DIR/jwt.key */
+        int64_t jwt_ttl_s;             /* JWT_TTL (3600): longest JWT lifetime, seconds */
 };
 
 /* Fill cfg from argv and the environment. Returns 0, 1 if --help/--version was printed (exit

@@ -17,6 +17,7 @@
 #include "app.h"
 #include "auth.h"
 #include "jobs.h"
+#include "identity.h"
 #include "manager.h"
 #include "quota.h"
 #include "runtime.h"
@@ -48,12 +49,15 @@ static int bootstrap(struct app *a)
                 return r;
         if (orgs > 0)
                 return 0;
-        r = auth_org_create(a->store, "admin", a->cfg.admin_key[0] ? a->cfg.admin_key : NULL,
-                            org_id, sizeof(org_id), key, sizeof(key));
+        r = auth_org_create_system(a->store, "admin",
+                                   a->cfg.admin_key[0] ? a->cfg.admin_key : NULL, org_id,
+                                   sizeof(org_id), key, sizeof(key));
         if (r < 0) {
                 fprintf(stderr, "warrend: cannot create the admin organisation: %s%s\n",
                         strerror(-r),
-                        r == -EINVAL ? " (WARREN_ADMIN_KEY must be 16-128 characters)" : "");
+                        r == -EINVAL ? " (WARREN_ADMIN_KEY must be 16-128 printable characters, "
+                                       "not starting with \"wst_\" or shaped like a JWT)"
+                                     : "");
                 return r;
         }
         snprintf(path, sizeof(path), "%s/admin.key", a->cfg.data_dir);
@@ -127,6 +131,11 @@ int main(int argc, char **argv)
         }
         if (bootstrap(&app) < 0)
                 return 1;
+        r = identity_init(&app, err, sizeof(err));
+        if (r < 0) {
+                fprintf(stderr, "warrend: JWT secret: %s\n", err);
+                return 1;
+        }
         /* The warm pool's sandboxes belong to an organisation without keys until handed out. */
         r = store_org_create(app.store, MGR_POOL_ORG, "warm pool");
         if (r < 0 && r != -EEXIST) {

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "identity.h"
 #include "manager.h"
 #include "quantity.h"
 #include "quota.h"
@@ -525,7 +526,6 @@ enum http_body_mode routes_on_headers(struct http_req *req, void *ud)
 {
         struct app *app = ud;
         struct reqctx *c = calloc(1, sizeof(*c));
-        struct store_key key;
         char id[STORE_ID_MAX];
         const char *rest;
 
@@ -539,17 +539,12 @@ enum http_body_mode routes_on_headers(struct http_req *req, void *ud)
         req->on_abort = default_abort;
         if (strcmp(req->path, "/health") == 0)
                 return HTTP_BODY_BUFFER;
-        if (auth_request(app->store, http_req_header(req, "authorization"), &key) < 0) {
-                reply_error(c, 401, "unauthorized",
-                            "a valid API key is required (Authorization: ApiKey KEY)");
+        /* Credentials, and the session-token confinement (identity.c); answers 401/403/404. */
+        if (identity_authenticate(c) < 0)
                 return HTTP_BODY_ANSWERED;
-        }
-        c->authed = true;
-        snprintf(c->org_id, sizeof(c->org_id), "%s", key.org_id);
-        snprintf(c->key_id, sizeof(c->key_id), "%s", key.id);
-        snprintf(c->role, sizeof(c->role), "%s", key.role);
+        /* Per-organisation request rate (quota.c); answers 429. */
         if (quota_check_rate(c) < 0)
-                return HTTP_BODY_ANSWERED; /* 429 answered */
+                return HTTP_BODY_ANSWERED;
         if (req->method == HTTP_M_PUT && match_sandbox_path(req->path, id, sizeof(id), &rest) &&
             strcmp(rest, "/files/upload") == 0)
                 return files_upload_headers(c, id);
@@ -576,6 +571,12 @@ void routes_on_request(struct http_req *req, void *ud)
                         return method_not_allowed(c);
                 reply_json(c, 200, json_pack("{s:s, s:s}", "status", "ok", "version",
                                              WARREN_VERSION));
+                return;
+        }
+        if (identity_route(c))
+                return;
+        if (!c->authed) {
+                reply_error(c, 401, "unauthorized", "a credential is required");
                 return;
         }
         if (strcmp(path, "/api/v1/sandbox/create") == 0) {

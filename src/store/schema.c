@@ -112,9 +112,60 @@ static const char migration_4[] =
         "  names_json TEXT"
         ") STRICT;";
 
+/* Identity: users (registration), the operator's ("system") organisation, session tokens
+ * (one sandbox each) and magic links. Tokens and links die with their sandbox and with the
+ * key that minted them (ON DELETE CASCADE; a revoked key is also refused by the lookups).
+ * Existing databases get the system flag on their first organisation named "admin" (the
+ * one the first start created). */
+static const char migration_3[] =
+        "ALTER TABLE orgs ADD COLUMN is_system INTEGER NOT NULL DEFAULT 0;"
+        "UPDATE orgs SET is_system = 1 WHERE id = ("
+        "  SELECT id FROM orgs WHERE name = 'admin' ORDER BY created_at, rowid LIMIT 1);"
+
+        "CREATE TABLE users ("
+        "  id         TEXT PRIMARY KEY NOT NULL CHECK (length(id) > 0),"
+        "  org_id     TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,"
+        "  email      TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+        "  first_name TEXT NOT NULL,"
+        "  last_name  TEXT NOT NULL,"
+        "  role       TEXT NOT NULL,"
+        "  created_at INTEGER NOT NULL"
+        ") STRICT;"
+        "CREATE INDEX users_org ON users (org_id);"
+
+        "CREATE TABLE session_tokens ("
+        "  id           TEXT PRIMARY KEY NOT NULL CHECK (length(id) > 0),"
+        "  org_id       TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,"
+        "  sandbox_id   TEXT NOT NULL REFERENCES sandboxes(id) ON DELETE CASCADE,"
+        "  key_id       TEXT NOT NULL REFERENCES api_keys(id) ON DELETE CASCADE,"
+        "  hash         BLOB NOT NULL UNIQUE CHECK (length(hash) = 32),"
+        "  description  TEXT NOT NULL,"
+        "  created_at   INTEGER NOT NULL,"
+        "  expires_at   INTEGER NOT NULL,"
+        "  last_used_at INTEGER" /* NULL until first used */
+        ") STRICT;"
+        "CREATE INDEX session_tokens_sandbox ON session_tokens (sandbox_id, created_at);"
+        "CREATE INDEX session_tokens_key ON session_tokens (key_id);"
+
+        "CREATE TABLE magic_links ("
+        "  id           TEXT PRIMARY KEY NOT NULL CHECK (length(id) > 0),"
+        "  org_id       TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,"
+        "  sandbox_id   TEXT NOT NULL REFERENCES sandboxes(id) ON DELETE CASCADE,"
+        "  key_id       TEXT NOT NULL REFERENCES api_keys(id) ON DELETE CASCADE,"
+        "  hash         BLOB NOT NULL UNIQUE CHECK (length(hash) = 32),"
+        "  redirect_url TEXT NOT NULL,"
+        "  created_at   INTEGER NOT NULL,"
+        "  expires_at   INTEGER NOT NULL,"
+        "  used_at      INTEGER" /* NULL until redeemed: a link works once */
+        ") STRICT;"
+        "CREATE INDEX magic_links_sandbox ON magic_links (sandbox_id);"
+        "CREATE INDEX magic_links_key ON magic_links (key_id);"
+        "CREATE INDEX magic_links_expires ON magic_links (expires_at);";
+
 const struct store_migration store_migrations[] = {
         { 1, migration_1 },
         { 2, migration_2 },
+        { 3, migration_3 },
         { 4, migration_4 },
 };
 

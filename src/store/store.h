@@ -190,5 +190,106 @@ int store_sandbox_secrets_clear(struct store *st, const char *sandbox_id);
 /* The choice for a sandbox: *ret_names_json is the malloc'd JSON array, or NULL for every
  * secret. -ENOENT if there is none (the sandbox gets no secrets). */
 int store_sandbox_secrets_get(struct store *st, const char *sandbox_id, char **ret_names_json);
+/* ---- identity (identity.c): transactions, the operator's organisation, key management,
+ * users, session tokens and magic links. Secrets are stored only as SHA-256 hashes. ---- */
+
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK, for a caller that makes several changes that must
+ * happen together. 0 or -errno (rollback cannot fail usefully and returns nothing). */
+int store_tx_begin(struct store *st);
+int store_tx_commit(struct store *st);
+void store_tx_rollback(struct store *st);
+
+struct store_org {
+        char id[STORE_ID_MAX];
+        char name[STORE_NAME_MAX];
+        int64_t created_at;
+        bool system; /* the operator's organisation (created at first start) */
+};
+/* Mark an organisation as the operator's. -ENOENT if missing. */
+int store_org_set_system(struct store *st, const char *id);
+int store_org_get(struct store *st, const char *id, struct store_org *ret);
+/* Every organisation, oldest first; cb as in store_sandbox_list (a negative return stops). */
+int store_org_each(struct store *st, int (*cb)(const struct store_org *o, void *ud), void *ud);
+
+/* Any key by id, revoked or not (revoked_at set if revoked). -ENOENT if none. */
+int store_key_get(struct store *st, const char *id, struct store_key *ret);
+/* An organisation's active keys, oldest first. */
+int store_key_each(struct store *st, const char *org_id,
+                   int (*cb)(const struct store_key *k, void *ud), void *ud);
+/* Revoke an active key of org_id at time now. -ENOENT if no such active key in that org. */
+int store_key_revoke(struct store *st, const char *org_id, const char *id, int64_t now);
+/* Active keys of an organisation with this role (NULL: any role). */
+int store_key_count_active(struct store *st, const char *org_id, const char *role,
+                           int64_t *ret);
+
+/* ---- users (registration) ---- */
+struct store_user {
+        char id[STORE_ID_MAX];
+        char org_id[STORE_ID_MAX];
+        char email[STORE_NAME_MAX]; /* unique, compared without case */
+        char first_name[STORE_NAME_MAX];
+        char last_name[STORE_NAME_MAX];
+        char role[16];
+        int64_t created_at;
+};
+/* -EEXIST if the email (any case) or id is taken, -ENOENT if the org is missing. */
+int store_user_insert(struct store *st, const struct store_user *u);
+
+/* ---- session tokens: bearer credentials scoped to one sandbox ---- */
+struct store_session {
+        char id[STORE_ID_MAX];
+        char org_id[STORE_ID_MAX];
+        char sandbox_id[STORE_ID_MAX];
+        char key_id[STORE_ID_MAX]; /* the API key that minted it */
+        char description[STORE_NAME_MAX];
+        int64_t created_at;
+        int64_t expires_at;
+        int64_t last_used_at; /* 0 if never used */
+};
+/* -EEXIST (id or hash taken), -ENOENT (org, sandbox or key missing). */
+int store_session_insert(struct store *st, const struct store_session *s, const uint8_t hash[32]);
+/* The token with this hash, provided the key that minted it is still active and its sandbox
+ * still belongs to its organisation and is not being deleted. Expired tokens are returned
+ * (the caller tells them apart by expires_at). -ENOENT if none. */
+int store_session_find_by_hash(struct store *st, const uint8_t hash[32],
+                               struct store_session *ret);
+/* One token of a sandbox by id. -ENOENT if none. */
+int store_session_get(struct store *st, const char *sandbox_id, const char *id,
+                      struct store_session *ret);
+/* A sandbox's tokens, oldest first. */
+int store_session_each(struct store *st, const char *sandbox_id,
+                       int (*cb)(const struct store_session *s, void *ud), void *ud);
+/* Every token minted by a key (to end their connections when the key is revoked). */
+int store_session_each_by_key(struct store *st, const char *key_id,
+                              int (*cb)(const struct store_session *s, void *ud), void *ud);
+/* Delete one token of a sandbox. -ENOENT if none. */
+int store_session_delete(struct store *st, const char *sandbox_id, const char *id);
+/* Record a use at now (written at most once a second per token). */
+int store_session_touch(struct store *st, const char *id, int64_t now);
+/* Tokens of a sandbox not expired at now. */
+int store_session_count(struct store *st, const char *sandbox_id, int64_t now, int64_t *ret);
+/* Delete a sandbox's tokens that expired at or before now. */
+int store_session_purge_expired(struct store *st, const char *sandbox_id, int64_t now);
+
+/* ---- magic links: one-time URLs that mint a session token ---- */
+#define STORE_URL_MAX 2048
+struct store_magic {
+        char id[STORE_ID_MAX];
+        char org_id[STORE_ID_MAX];
+        char sandbox_id[STORE_ID_MAX];
+        char key_id[STORE_ID_MAX];
+        char redirect_url[STORE_URL_MAX + 1];
+        int64_t created_at;
+        int64_t expires_at;
+};
+int store_magic_insert(struct store *st, const struct store_magic *m, const uint8_t hash[32]);
+/* Redeem the link with this hash at now: marks it used and returns it, if it was unused,
+ * unexpired, and its key is still active. -ENOENT otherwise (unknown, used, expired). */
+int store_magic_consume(struct store *st, const uint8_t hash[32], int64_t now,
+                        struct store_magic *ret);
+/* Unused, unexpired links of a sandbox at now. */
+int store_magic_count(struct store *st, const char *sandbox_id, int64_t now, int64_t *ret);
+/* Delete links that were used or expired before now. */
+int store_magic_purge(struct store *st, int64_t now);
 
 #endif

@@ -48,6 +48,11 @@ enum store_stmt_id {
         STMT_SBSEC_SET,
         STMT_SBSEC_CLEAR,
         STMT_SBSEC_GET,
+        /* identity.c */
+        STMT_KEY_GET,
+        STMT_ORG_GET,
+        STMT_SESS_FIND_BY_HASH,
+        STMT_SESS_TOUCH,
         STMT_COUNT_ /* number of ids */
 };
 
@@ -59,7 +64,7 @@ struct store {
 
 /* One schema migration: applied once, in order of version, inside the open transaction. */
 struct store_migration {
-        int version; /* increasing; gaps are fine */
+        int version; /* increasing; gaps are fine (branches reserve numbers) */
         const char *sql;
 };
 /* The migrations, oldest first (schema.c). */
