@@ -48,6 +48,7 @@ struct ws_conn {
         uint64_t close_deadline; /* loop ms; 0: none */
         uint16_t code;           /* for on_close, once ended */
         bool paused;
+        bool closing;            /* ws_close() was called */
         bool ended;              /* detached from its connection; on_close is queued */
         struct ws_conn *defer_next;
 };
@@ -226,11 +227,12 @@ static void ws_after_io(struct ws_conn *ws)
                 ws->close_deadline = close_deadline(ws);
 }
 
+/* After ws_close() nothing more is delivered: the handler is done with the connection. */
 static void on_codec_message(void *ud, bool binary, const uint8_t *data, size_t len)
 {
         struct ws_conn *ws = ud;
 
-        if (!ws->ended)
+        if (!ws->ended && !ws->closing)
                 ws->ops.on_message(ws, binary, data, len, ws->ud);
 }
 
@@ -460,6 +462,7 @@ void ws_close(struct ws_conn *ws, uint16_t code, const char *reason)
 {
         if (!ws || ws->ended)
                 return;
+        ws->closing = true;
         if (ws_codec_close(ws->codec, code, reason) == -EINVAL)
                 ws_codec_close(ws->codec, WS_CLOSE_NORMAL, reason);
         ws_after_io(ws);

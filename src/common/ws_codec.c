@@ -39,7 +39,7 @@ struct ws_codec {
         bool paused;
         bool failed;  /* we failed the connection (or wslay did): reading stopped */
         bool broken;  /* wslay cannot write any more (out of memory) */
-        bool closing; /* ws_codec_close() was called: messages are dropped */
+        bool closing; /* ws_codec_close() was called */
 
         /* Frame tracker: a header is collected here and checked, then handed to wslay,
          * followed by exactly its payload. */
@@ -457,7 +457,7 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         switch (arg->opcode) {
         case WSLAY_TEXT_FRAME:
         case WSLAY_BINARY_FRAME:
-                if (!w->failed && !w->closing) {
+                if (!w->failed) {
                         if (!w->msg_binary && !ws_utf8_valid(w->msg, w->msg_len))
                                 fail(w, WS_CLOSE_BAD_DATA);
                         else

@@ -96,9 +96,9 @@ int ws_codec_send(struct ws_codec *w, bool binary, const void *data, size_t len)
 int ws_codec_ping(struct ws_codec *w, const void *data, size_t len);
 /* Queue a close frame behind everything already queued. code: 1000-1003, 1007-1011 or
  * 3000-4999; reason may be NULL, is cut to 123 bytes (at a character boundary) and dropped
- * if it is not UTF-8. After this no further message is delivered (the codec still reads,
- * to see the peer's close frame). -EINVAL (code), -EALREADY (a close was already queued or
- * received), -ENOTCONN (failed), -ENOMEM. */
+ * if it is not UTF-8. The codec goes on reading (and delivering messages) until the peer's
+ * close frame. -EINVAL (code), -EALREADY (a close was already queued or received),
+ * -ENOTCONN (failed), -ENOMEM. */
 int ws_codec_close(struct ws_codec *w, uint16_t code, const char *reason);
 
 /* Bytes waiting to be written to the peer (*ret_len, possibly 0). Valid until the next

@@ -1227,7 +1227,11 @@ static void client_roundtrip(struct srv *sv, const char *url, const char *unix_p
         assert_memory_equal(g.last, "\x00\xff", 2);
         assert_int_equal(wsc_send(c, false, "\xff", 1), -EINVAL);
         assert_false(wsc_closed(c));
+        /* Messages that arrive before the server's close frame are still delivered. */
+        assert_int_equal(wsc_send(c, false, "tail", 4), 0);
         assert_int_equal(wsc_close_wait(c, 1000, "done", 3000), 0);
+        assert_int_equal(g.n, 3);
+        assert_memory_equal(g.last, "tail", 4);
         assert_true(wsc_closed(c));
         assert_int_equal(wsc_close_code(c), 1000);
         assert_int_equal(wsc_send(c, false, "x", 1), -ENOTCONN);
