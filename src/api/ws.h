@@ -95,8 +95,8 @@ ssize_t ws_send(struct ws_conn *ws, bool binary, const void *data, size_t len);
 size_t ws_queued(const struct ws_conn *ws);
 
 /* Stop reading from the peer: no on_message until ws_resume(). Pausing from on_message
- * takes effect before the next frame. Bytes keep arriving into a bounded buffer (64 KiB),
- * then TCP pushes back. */
+ * takes effect before the next frame. Bytes keep arriving into a bounded buffer (up to
+ * about 128 KiB), then TCP pushes back. */
 void ws_pause(struct ws_conn *ws);
 /* Resume reading; what waited is delivered on a later loop iteration, not from here. */
 void ws_resume(struct ws_conn *ws);
