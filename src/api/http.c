@@ -13,6 +13,11 @@
  * Closing: conn_end() is the graceful path (no more requests, flush the queued output, send
  * FIN, drain for a moment, close); conn_close() is the immediate one (client gone, write
  * error, timeout). Only conn_close() tells the handler (on_abort) about a request it holds.
+ *
+ * WebSockets (ws.c): once a handler accepts an upgrade, c->ws is set and the same
+ * connection carries frames: conn_feed() hands input to http__ws_feed() instead of the
+ * parser, the sweep calls http__ws_sweep(), on_write reports an empty queue to it, and
+ * conn_close() tells it first (http__ws_conn_closing).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -170,7 +175,22 @@ static void server_start_sweep(struct http_server *s)
         if (p > 1000)
                 p = 1000;
         uv_timer_start(&s->sweep, on_sweep, p, p);
+        s->sweep_period = p;
         s->sweep_started = true;
+}
+
+/* A WebSocket with shorter timers than the HTTP ones: sweep often enough for them. */
+void http__server_sweep_hint(struct http_server *s, uint64_t ms)
+{
+        if (!s->loop || !s->sweep_started || s->closing)
+                return;
+        uint64_t p = ms / 4;
+        if (p < 10)
+                p = 10;
+        if (p < s->sweep_period) {
+                uv_timer_start(&s->sweep, on_sweep, p, p);
+                s->sweep_period = p;
+        }
 }
 
 /* ---- deferred work ---- */
@@ -181,6 +201,11 @@ static void server_wake_idle(struct http_server *s)
                 uv_idle_start(&s->idle, on_deferred_idle);
                 s->idle_started = true;
         }
+}
+
+void http__server_wake(struct http_server *s)
+{
+        server_wake_idle(s);
 }
 
 /* Queue an answered (or abandoned) request to be freed on the next loop iteration. */
@@ -228,7 +253,8 @@ static void conn_feed_pending(struct http_conn *c)
 }
 
 /* Run the deferred list: every connection on it gets its waiting input parsed (or is closed
- * after a failed write). Connections queued while this runs wait for the next round. */
+ * after a failed write). Connections queued while this runs wait for the next round. Then
+ * the ended WebSockets get their on_close. */
 static void server_run_deferred(struct http_server *s)
 {
         struct http_conn *list = s->defer_head;
@@ -255,6 +281,7 @@ static void server_run_deferred(struct http_server *s)
                 }
                 http__conn_unref(c);
         }
+        http__ws_run_deferred(s);
 }
 
 static void on_deferred_idle(uv_idle_t *h)
@@ -264,7 +291,7 @@ static void on_deferred_idle(uv_idle_t *h)
         /* Freeing may drop the server to its last reference: keep it until we are done. */
         s->refs++;
         server_run_deferred(s);
-        if (!s->defer_head && !s->free_head && s->idle_started) {
+        if (!s->defer_head && !s->free_head && !s->ws_defer_head && s->idle_started) {
                 uv_idle_stop(&s->idle);
                 s->idle_started = false;
         }
@@ -365,6 +392,8 @@ static void conn_close(struct http_conn *c)
 
         if (c->closed)
                 return;
+        if (c->ws)
+                http__ws_conn_closing(c);
         c->closed = true;
         c->reading = false;
         if (c->prev)
@@ -396,6 +425,11 @@ static void conn_close(struct http_conn *c)
         }
 }
 
+void http__conn_close(struct http_conn *c)
+{
+        conn_close(c);
+}
+
 /* Graceful end: no more requests are parsed; the queued output is flushed, then the
  * lingering close starts (from on_write when the queue empties). */
 void http__conn_end(struct http_conn *c)
@@ -419,6 +453,11 @@ void http__conn_fail(struct http_conn *c, int status, const char *code, const ch
 
         if (c->closed || c->closing)
                 return;
+        /* No HTTP answer on a WebSocket stream. */
+        if (c->ws) {
+                conn_close(c);
+                return;
+        }
         if (!r || (!r->answered && !r->started))
                 http__write_error(c, r && r->head, status, code, message);
         /* The client gets "Connection: close" and no further request is read. */
@@ -482,14 +521,21 @@ static void on_write(uv_write_t *w, int status)
                 return;
         }
         c->write_progress = http__now(c->server);
-        /* Below the high-water mark again: pipelined requests that waited may go on. */
+        /* Below the high-water mark again: pipelined requests that waited may go on (for a
+         * WebSocket: its input). */
         if (before > HTTP_OUTPUT_HIGH_WATER && c->wq_bytes <= HTTP_OUTPUT_HIGH_WATER &&
             !c->closing)
+                http__conn_schedule(c);
+        if (c->ws && !c->closing && !http__ws_output_full(c))
                 http__conn_schedule(c);
         if (c->wq_bytes > 0)
                 return;
         if (c->closing) {
                 conn_linger(c);
+                return;
+        }
+        if (c->ws) {
+                http__ws_drained(c);
                 return;
         }
         struct hreq *r = c->cur;
@@ -601,6 +647,8 @@ static void conn_stash(struct http_conn *c, const char *data, size_t len)
  * is not reading its answers (no new request starts above the output high-water mark). */
 static bool conn_blocked(const struct http_conn *c)
 {
+        if (c->ws)
+                return c->closed || c->closing || c->handler_paused || http__ws_output_full(c);
         return c->closed || c->closing || c->handler_paused || (c->cur && c->cur->parse_done) ||
                (c->last && !c->cur && c->n_requests > 0) ||
                (!c->cur && c->wq_bytes > HTTP_OUTPUT_HIGH_WATER);
@@ -625,7 +673,7 @@ static size_t conn_feed(struct http_conn *c, const char *data, size_t len)
         size_t used = 0;
 
         c->in_parse = true;
-        while (used < len && !conn_blocked(c)) {
+        while (used < len && !c->ws && !conn_blocked(c)) {
                 size_t n = http_parser_execute(&c->parser, &http__parser_settings, data + used,
                                                len - used);
                 used += n;
@@ -639,9 +687,9 @@ static size_t conn_feed(struct http_conn *c, const char *data, size_t len)
                         used = len;
                         break;
                 }
-                if (c->parser.upgrade) {
-                        /* What follows is another protocol: this server does not switch, so
-                         * the request gets its answer (with Connection: close, as
+                if (c->parser.upgrade && !c->ws) {
+                        /* What follows is another protocol that no handler took over (see
+                         * ws.c): the request gets its answer (with Connection: close, as
                          * on_headers_complete made it the last) and the rest is dropped. */
                         c->last = true;
                         used = len;
@@ -652,6 +700,10 @@ static size_t conn_feed(struct http_conn *c, const char *data, size_t len)
                 if (n == 0)
                         break;
         }
+        /* The request just parsed became a WebSocket (accepted from on_request): what
+         * follows it are frames. */
+        if (c->ws && used < len && !conn_blocked(c))
+                used += http__ws_feed(c, data + used, len - used);
         c->in_parse = false;
         if (c->closed || c->closing)
                 return len;
@@ -698,7 +750,8 @@ static void conn_eof(struct http_conn *c)
 {
         if (c->closed)
                 return;
-        if (c->cur || c->lingering || c->wq_bytes == 0) {
+        /* A WebSocket peer that leaves without a close frame: 1006. */
+        if (c->ws || c->cur || c->lingering || c->wq_bytes == 0) {
                 conn_close(c);
                 return;
         }
@@ -847,6 +900,10 @@ static void on_connection(uv_stream_t *ls, int status)
 /* One connection's share of the sweep. */
 static void sweep_one(struct http_server *s, struct http_conn *c, uint64_t now)
 {
+        if (c->ws) {
+                http__ws_sweep(c, now);
+                return;
+        }
         if (c->wq_bytes > 0 && now - c->write_progress >= s->lim.idle_timeout_ms) {
                 conn_close(c);
                 return;

@@ -5,6 +5,7 @@
  *   http.c          server, listeners, connections, reading, writing, timeouts, closing
  *   http_request.c  http_parser callbacks, request building, path and query decoding
  *   http_response.c response heads, whole and streamed answers, error bodies, status text
+ *   ws.c            WebSocket connections (a connection with c->ws set carries frames)
  *
  * Lifetimes (the rule that keeps handlers away from freed memory, as redis does it: a
  * client is never freed inside its own callback):
@@ -102,8 +103,11 @@ struct http_server {
         size_t n_conns;          /* connections whose handle is not yet closed */
         struct http_conn *defer_head, *defer_tail;
         struct hreq *free_head; /* answered requests, freed on the next loop iteration */
+        /* Ended WebSockets whose on_close runs on the next loop iteration (ws.c). */
+        struct ws_conn *ws_defer_head, *ws_defer_tail;
 
         uv_timer_t sweep; /* deadlines: header/body/idle/linger timeouts, stalled writes */
+        uint64_t sweep_period; /* ms */
         uv_idle_t idle;   /* runs the deferred and free lists on the next loop iteration */
         bool sweep_started;
         bool idle_started;
@@ -118,6 +122,7 @@ struct http_server {
 };
 
 struct hreq;
+struct ws_conn;
 
 struct http_conn {
         union {
@@ -131,6 +136,9 @@ struct http_conn {
         struct http_conn *prev, *next; /* server->conns */
         struct http_conn *defer_next;  /* server->defer_head list */
         struct hreq *cur;              /* the request being parsed or answered, or NULL */
+        /* An accepted WebSocket: input goes to it instead of the parser, the sweep asks it
+         * instead of the HTTP deadlines. Cleared when it ends (it keeps a reference). */
+        struct ws_conn *ws;
 
         char *in; /* input read but not parsed yet (pipelined, or read while paused) */
         uint32_t in_len, in_off;
@@ -151,7 +159,7 @@ struct http_conn {
         bool is_unix : 1;        /* accepted on the unix-socket listener */
         bool in_parse : 1;       /* inside conn_feed(): never re-enter the parser */
         bool reading : 1;        /* uv_read_start() is in effect */
-        bool handler_paused : 1; /* http_req_pause() */
+        bool handler_paused : 1; /* http_req_pause() or ws_pause() */
         bool deferred : 1;       /* on the server's deferred list */
         bool write_failed : 1;   /* a write failed: close from the deferred list */
         bool last : 1;           /* the current request is the last one (close after it) */
@@ -204,6 +212,7 @@ struct hreq {
         bool detached : 1;      /* the connection no longer carries it: answers are dropped */
         bool close_after : 1;   /* the answer said Connection: close */
         bool freeing : 1;       /* on the server's free list */
+        bool ws_upgrade : 1;    /* an upgrade GET without a body (http_req_is_ws checks the rest) */
         struct hreq *free_next;
 
         struct http_header hdr_inline[HREQ_INLINE_HEADERS];
@@ -222,12 +231,25 @@ void http__server_queue_free(struct http_server *s, struct hreq *r);
 void http__conn_write(struct http_conn *c, const uv_buf_t *bufs, unsigned n);
 void http__conn_end(struct http_conn *c);
 void http__conn_abort_later(struct http_conn *c);
+void http__conn_close(struct http_conn *c);
 void http__conn_fail(struct http_conn *c, int status, const char *code, const char *message);
 void http__conn_schedule(struct http_conn *c);
 void http__conn_update_reading(struct http_conn *c);
 void http__conn_unref(struct http_conn *c);
 void http__conn_set_deadline(struct http_conn *c, enum http_deadline kind, uint64_t ms);
 void http__peer_string(const struct http_conn *c, char *buf, size_t len);
+/* Run the deferred-work handle on the next loop iteration. */
+void http__server_wake(struct http_server *s);
+/* Make the sweep run at least every ms / 4 (clamped to [10 ms, 1 s]). */
+void http__server_sweep_hint(struct http_server *s, uint64_t ms);
+
+/* ws.c */
+size_t http__ws_feed(struct http_conn *c, const char *data, size_t len);
+bool http__ws_output_full(const struct http_conn *c);
+void http__ws_drained(struct http_conn *c);
+void http__ws_conn_closing(struct http_conn *c);
+void http__ws_sweep(struct http_conn *c, uint64_t now);
+void http__ws_run_deferred(struct http_server *s);
 
 /* http_request.c */
 extern const http_parser_settings http__parser_settings;

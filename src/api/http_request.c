@@ -403,10 +403,12 @@ static int on_headers_complete(http_parser *p)
         r->pub.content_length = chunked ? UINT64_MAX : p->content_length;
         r->head = p->method == HTTP_HEAD;
         r->http10 = p->http_major < 1 || (p->http_major == 1 && p->http_minor == 0);
-        /* An Upgrade (or CONNECT) request is the last one: this server does not switch
-         * protocols, and what follows it would not be HTTP. */
+        /* An Upgrade (or CONNECT) request is the last one: what follows it is not HTTP (a
+         * handler may switch the connection to WebSocket, see ws.c). */
         if (!http_should_keep_alive(p) || p->upgrade)
                 c->last = true;
+        /* A candidate for a WebSocket (ws.c): RFC 6455 4.1 wants an HTTP/1.1 GET. */
+        r->ws_upgrade = p->upgrade && p->method == HTTP_GET && !r->http10 && !has_body;
         const char *expect = http_req_header(&r->pub, "expect");
         r->expect_continue = expect && !strcasecmp(expect, "100-continue") && !r->http10 &&
                              has_body;
