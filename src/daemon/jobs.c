@@ -686,3 +686,23 @@ int jobs_resize(struct app *app, struct proc *p, uint16_t cols, uint16_t rows)
                 return -ENOTTY;
         return agent_resize(a, p->agent_id, cols, rows);
 }
+
+int jobs_parse_signal(const char *name)
+{
+        static const struct {
+                const char *name;
+                int sig;
+        } names[] = {
+                { "HUP", SIGHUP },   { "INT", SIGINT },   { "QUIT", SIGQUIT }, { "KILL", SIGKILL },
+                { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "TERM", SIGTERM }, { "CONT", SIGCONT },
+                { "STOP", SIGSTOP }, { "TSTP", SIGTSTP }, { "WINCH", SIGWINCH },
+                { "ALRM", SIGALRM }, { "PIPE", SIGPIPE },
+        };
+
+        if (strncmp(name, "SIG", 3) == 0)
+                name += 3;
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+                if (strcmp(name, names[i].name) == 0)
+                        return names[i].sig;
+        return -EINVAL;
+}

@@ -110,6 +110,9 @@ bool jobs_proc_pty(const struct proc *p);
 /* The job's current record (state, exit code...) as JSON. */
 json_t *jobs_proc_json(struct app *app, struct proc *p);
 
+/* A signal by name ("TERM" or "SIGTERM"); -EINVAL if unknown. */
+int jobs_parse_signal(const char *name);
+
 /* Number of jobs held in memory (tests and /api/v1/pool). */
 size_t jobs_live_count(const struct app *app);
 

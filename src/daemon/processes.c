@@ -485,32 +485,14 @@ static void op_reply(struct reqctx *c, struct proc *p, int r, const char *what)
         }
 }
 
-/* Parse a signal: a number 1-64, "TERM", or "SIGTERM". -EINVAL if unknown. */
+/* Parse a signal: a number 1-64, or a name ("TERM" or "SIGTERM"). -EINVAL if unknown. */
 static int parse_signal(json_t *v)
 {
-        static const struct {
-                const char *name;
-                int sig;
-        } names[] = {
-                { "HUP", SIGHUP },   { "INT", SIGINT },   { "QUIT", SIGQUIT }, { "KILL", SIGKILL },
-                { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "TERM", SIGTERM }, { "CONT", SIGCONT },
-                { "STOP", SIGSTOP }, { "TSTP", SIGTSTP }, { "WINCH", SIGWINCH },
-                { "ALRM", SIGALRM }, { "PIPE", SIGPIPE },
-        };
-
         if (json_is_integer(v)) {
                 json_int_t n = json_integer_value(v);
                 return n >= 1 && n <= 64 ? (int)n : -EINVAL;
         }
-        if (!json_is_string(v))
-                return -EINVAL;
-        const char *s = json_string_value(v);
-        if (strncmp(s, "SIG", 3) == 0)
-                s += 3;
-        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-                if (strcmp(s, names[i].name) == 0)
-                        return names[i].sig;
-        return -EINVAL;
+        return json_is_string(v) ? jobs_parse_signal(json_string_value(v)) : -EINVAL;
 }
 
 static void handle_signal(struct reqctx *c, struct proc *p)
@@ -667,7 +649,7 @@ void processes_route(struct reqctx *c, const char *id, const char *rest)
                         return method_not_allowed(c);
                 if (lookup_job(c, id, ref, &rec) < 0)
                         return;
-                reply_error(c, 501, "not_implemented", "attach needs WebSockets (in progress)");
+                attach_start(c, id, &rec);
                 store_job_clear(&rec);
                 return;
         }

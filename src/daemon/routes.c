@@ -579,6 +579,11 @@ void routes_on_request(struct http_req *req, void *ud)
                 reply_error(c, 401, "unauthorized", "a credential is required");
                 return;
         }
+        if (strcmp(path, "/ws") == 0) {
+                if (m != HTTP_M_GET)
+                        return method_not_allowed(c);
+                return wsapi_start(c);
+        }
         if (strcmp(path, "/api/v1/sandbox/create") == 0) {
                 if (m != HTTP_M_POST)
                         return method_not_allowed(c);

@@ -64,6 +64,8 @@ void processes_route(struct reqctx *c, const char *id, const char *rest);
 struct store_job;
 /* attach.c: GET /api/v1/sandbox/:id/processes/:ref/attach, a WebSocket onto a job. */
 void attach_start(struct reqctx *c, const char *id, const struct store_job *rec);
+/* wsapi.c: GET /ws, the StateSet WebSocket endpoint (several executions on one socket). */
+void wsapi_start(struct reqctx *c);
 
 /* exec.c: POST /api/v1/sandbox/:id/execute (JSON answer, or NDJSON events with "stream"). */
 void exec_handle(struct reqctx *c, const char *id);

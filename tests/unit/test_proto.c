@@ -300,7 +300,7 @@ static void test_spawn_malformed(void **state)
 
         /* Unknown flag bits. */
         RESET();
-        proto_put_u32(b + 12, 4);
+        proto_put_u32(b + 12, 8); /* the first bit after PROTO_SPAWN_KEEP */
         assert_rejected(b, len);
         RESET();
         proto_put_u32(b + 12, 0x80000000u);

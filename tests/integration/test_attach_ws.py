@@ -1,0 +1,253 @@
+"""WebSocket attach to background jobs, and the StateSet /ws endpoint (Debian's
+python3-websockets 10, asyncio client)."""
+import asyncio
+import base64
+import json
+import time
+
+import websockets
+
+import warren_harness as wh
+from warren_harness import assert_error
+
+
+def ws_url(server, path):
+        return server.url.replace("http://", "ws://", 1) + path
+
+
+def start(server, sid, **body):
+        r = server.post(f"/api/v1/sandbox/{sid}/processes", json=body)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+
+def job(server, sid, ref):
+        return server.get(f"/api/v1/sandbox/{sid}/processes/{ref}").json()
+
+
+async def collect(ws, until_exit=True, timeout=30):
+        """Read messages until the server closes (or timeout); returns (bytes, control list)."""
+        data, ctl = b"", []
+        try:
+                while True:
+                        m = await asyncio.wait_for(ws.recv(), timeout)
+                        if isinstance(m, bytes):
+                                data += m
+                        else:
+                                ctl.append(json.loads(m))
+                                if until_exit and ctl[-1]["type"] == "exit":
+                                        # the server closes after exit
+                                        pass
+        except websockets.ConnectionClosed:
+                pass
+        return data, ctl
+
+
+def attach(server, sid, ref, since=None, key=None):
+        q = f"?since={since}" if since is not None else ""
+        return websockets.connect(ws_url(server, f"/api/v1/sandbox/{sid}/processes/{ref}/attach{q}"),
+                                  extra_headers=server.headers(key), max_size=None)
+
+
+def test_attach_replays_then_follows_live(server, sandbox):
+        j = start(server, sandbox, command="echo first; sleep 1; echo second; exit 3")
+
+        async def go():
+                async with attach(server, sandbox, j["id"]) as ws:
+                        return await collect(ws)
+        data, ctl = asyncio.run(go())
+        assert data == b"first\nsecond\n"
+        assert ctl[0]["type"] == "attached" and ctl[0]["offset"] == 0 and ctl[0]["id"] == j["id"]
+        assert ctl[-1] == {"type": "exit", "state": "exited", "exit_code": 3}
+
+
+def test_reattach_after_drop_yields_every_byte_once(server, sandbox):
+        lines = 3000
+        j = start(server, sandbox, command=f"for i in $(seq 1 {lines}); do echo line$i; "
+                                           "[ $((i % 500)) = 0 ] && sleep 0.2; done")
+        expect = b"".join(b"line%d\n" % i for i in range(1, lines + 1))
+
+        async def go():
+                got, since = b"", 0
+                for _ in range(200):
+                        async with attach(server, sandbox, j["id"], since=since) as ws:
+                                hello = json.loads(await ws.recv())
+                                assert hello["offset"] == since, hello
+                                # read a little, then drop the connection abruptly
+                                try:
+                                        while True:
+                                                m = await asyncio.wait_for(ws.recv(), 20)
+                                                if isinstance(m, bytes):
+                                                        got += m
+                                                        since += len(m)
+                                                        if len(got) % 3 == 0:
+                                                                break
+                                                elif json.loads(m)["type"] == "exit":
+                                                        return got
+                                except websockets.ConnectionClosed:
+                                        return got
+                raise AssertionError("never saw the end")
+        got = asyncio.run(go())
+        assert got == expect
+
+
+def test_attach_stdin_resize_signal_on_pty(server, sandbox):
+        r = server.post(f"/api/v1/sandbox/{sandbox}/terminals",
+                        json={"cols": 80, "rows": 24, "shell": ["bash", "--norc", "-i"]})
+        assert r.status_code == 201, r.text
+        j = r.json()
+
+        async def go():
+                async with attach(server, sandbox, j["id"]) as ws:
+                        assert json.loads(await ws.recv())["type"] == "attached"
+                        await ws.send(json.dumps({"type": "resize", "cols": 132, "rows": 50}))
+                        await ws.send(b"tput cols; tput lines\n")
+                        out = b""
+                        while b"132" not in out or b"50" not in out:
+                                m = await asyncio.wait_for(ws.recv(), 20)
+                                if isinstance(m, bytes):
+                                        out += m
+                        await ws.send(json.dumps({"type": "stdin", "data": base64.b64encode(
+                                b"exit 9\n").decode(), "encoding": "base64"}))
+                        data, ctl = await collect(ws)
+                        return out + data, ctl
+        data, ctl = asyncio.run(go())
+        assert ctl[-1]["exit_code"] == 9, ctl
+        # bad control messages get an error message, not a closed socket
+        j2 = start(server, sandbox, command="cat", stdin=True)
+
+        async def bad():
+                async with attach(server, sandbox, j2["id"]) as ws:
+                        await ws.recv()
+                        await ws.send("not json")
+                        e1 = json.loads(await ws.recv())
+                        await ws.send(json.dumps({"type": "resize", "cols": 5, "rows": 5}))
+                        e2 = json.loads(await ws.recv())
+                        await ws.send(json.dumps({"type": "bogus"}))
+                        e3 = json.loads(await ws.recv())
+                        await ws.send(b"echo-me\n")
+                        got = b""
+                        while got != b"echo-me\n":
+                                m = await asyncio.wait_for(ws.recv(), 20)
+                                if isinstance(m, bytes):
+                                        got += m
+                        await ws.send(json.dumps({"type": "signal", "signal": "KILL"}))
+                        data, ctl = await collect(ws)
+                        return e1, e2, e3, ctl
+        e1, e2, e3, ctl = asyncio.run(bad())
+        assert e1["type"] == e2["type"] == e3["type"] == "error"
+        assert "terminal" in e2["message"]
+        assert ctl[-1]["state"] == "killed"
+
+
+def test_attach_to_ended_job_replays_and_closes(server, sandbox):
+        j = start(server, sandbox, command="printf 'a\\377b'")
+        wh.wait_until(lambda: job(server, sandbox, j["id"])["state"] != "running", 20)
+
+        async def go():
+                async with attach(server, sandbox, j["id"], since=1) as ws:
+                        return await collect(ws)
+        data, ctl = asyncio.run(go())
+        assert data == b"\xffb" and ctl[0]["offset"] == 1 and ctl[-1]["type"] == "exit"
+
+
+def test_attach_errors(server, sandbox, other_org):
+        j = start(server, sandbox, command="sleep 30")
+        base = f"/api/v1/sandbox/{sandbox}/processes/{j['id']}/attach"
+        # not an upgrade
+        assert_error(server.get(base), 400, "invalid_request")
+
+        async def refused(path, key=None):
+                try:
+                        async with websockets.connect(ws_url(server, path),
+                                                      extra_headers=server.headers(key)):
+                                return None
+                except websockets.InvalidStatusCode as e:
+                        return e.status_code
+        assert asyncio.run(refused(f"/api/v1/sandbox/{sandbox}/processes/job_999999/attach")) == 404
+        assert asyncio.run(refused(base, key=other_org["api_key"])) == 404
+        assert asyncio.run(refused(base + "?since=-4")) == 400
+
+        async def nokey():
+                try:
+                        async with websockets.connect(ws_url(server, base)):
+                                return None
+                except websockets.InvalidStatusCode as e:
+                        return e.status_code
+        assert asyncio.run(nokey()) == 401
+        server.delete_path(f"/api/v1/sandbox/{sandbox}/processes/{j['id']}")
+
+
+def test_attachment_limit_429(daemons):
+        d = daemons.start(env={"MAX_ATTACH_PER_JOB": "2"})
+        sid = d.create(disk="64Mi")
+        j = start(d, sid, command="sleep 60")
+
+        async def go():
+                a = await attach(d, sid, j["id"])
+                b = await attach(d, sid, j["id"])
+                try:
+                        async with attach(d, sid, j["id"]):
+                                return None
+                except websockets.InvalidStatusCode as e:
+                        return e.status_code
+                finally:
+                        await a.close()
+                        await b.close()
+        assert asyncio.run(go()) == 429
+
+
+def test_ws_endpoint_multiplexes_executions(server, sandbox, other_org):
+        async def go():
+                async with websockets.connect(ws_url(server, "/ws"),
+                                              extra_headers=server.headers()) as ws:
+                        await ws.send(json.dumps({"type": "execute", "id": "a", "sandboxId": sandbox,
+                                                  "command": "sleep 0.5; echo A; exit 2",
+                                                  "stream": True}))
+                        await ws.send(json.dumps({"type": "execute", "id": "b", "sandboxId": sandbox,
+                                                  "command": ["sh", "-c", "echo B >&2"],
+                                                  "stream": True}))
+                        await ws.send(json.dumps({"type": "execute", "id": "c",
+                                                  "sandboxId": "sandbox-nope", "command": "true"}))
+                        await ws.send("{")
+                        msgs = []
+                        done = set()
+                        while len(done) < 2:
+                                m = json.loads(await asyncio.wait_for(ws.recv(), 20))
+                                msgs.append(m)
+                                if m["type"] == "done":
+                                        done.add(m["id"])
+                        return msgs
+        msgs = asyncio.run(go())
+        by = lambda i, t: [m for m in msgs if m.get("id") == i and m["type"] == t]  # noqa: E731
+        assert by("a", "stdout")[0]["data"] == "A\n" and by("a", "exit")[0]["code"] == 2
+        assert by("b", "stderr")[0]["data"] == "B\n" and by("b", "exit")[0]["code"] == 0
+        # b finished first although it started second: they ran at once
+        assert msgs.index(by("b", "done")[0]) < msgs.index(by("a", "done")[0])
+        assert by("c", "error")[0]["message"] == "sandbox not found"
+        assert any(m["type"] == "error" and "id" not in m for m in msgs)
+
+        # another organisation's key cannot run in this sandbox
+        async def other():
+                async with websockets.connect(ws_url(server, "/ws"),
+                                              extra_headers=server.headers(other_org["api_key"])) as ws:
+                        await ws.send(json.dumps({"type": "execute", "id": "x", "sandboxId": sandbox,
+                                                  "command": "true"}))
+                        return json.loads(await asyncio.wait_for(ws.recv(), 20))
+        m = asyncio.run(other())
+        assert m == {"type": "error", "id": "x", "message": "sandbox not found"}
+
+
+def test_ws_close_kills_running_execution(server, sandbox):
+        async def go():
+                async with websockets.connect(ws_url(server, "/ws"),
+                                              extra_headers=server.headers()) as ws:
+                        await ws.send(json.dumps({"type": "execute", "id": "s", "sandboxId": sandbox,
+                                                  "command": "echo up; exec sleep 300"}))
+                        while True:
+                                m = json.loads(await asyncio.wait_for(ws.recv(), 20))
+                                if m["type"] == "stdout":
+                                        return
+        asyncio.run(go())
+        wh.wait_until(lambda: "sleep 300" not in server.sh(sandbox, "ps -eo args"), 20,
+                      what="the execution killed with its socket")
