@@ -251,3 +251,38 @@ def test_ws_close_kills_running_execution(server, sandbox):
         asyncio.run(go())
         wh.wait_until(lambda: "sleep 300" not in server.sh(sandbox, "ps -eo args"), 20,
                       what="the execution killed with its socket")
+
+
+def test_revoking_the_key_closes_its_websockets(server, sandbox):
+        """A WebSocket stays bound to the credential that opened it: revoking the API key (or
+        the session token) closes attachments and /ws sockets at once (1008); others stay."""
+        j = start(server, sandbox, command="sleep 60")
+        member = wh.create_key(server, "member")
+        tok = wh.create_session_token(server, sandbox)
+
+        async def go():
+                a = await attach(server, sandbox, j["id"], key=member["key"])
+                w = await websockets.connect(ws_url(server, "/ws"),
+                                             extra_headers={"Authorization": f"ApiKey {member['key']}"})
+                # a session token authenticates an attachment through ?token= (browsers)
+                s = await websockets.connect(ws_url(server, f"/api/v1/sandbox/{sandbox}/processes/"
+                                                    f"{j['id']}/attach?token={tok['token']}"))
+                keep = await attach(server, sandbox, j["id"])
+                for ws in (a, s, keep):
+                        assert json.loads(await ws.recv())["type"] == "attached"
+                r = server.delete_path(f"/api/v1/api-keys/{member['id']}")
+                assert r.status_code == 200, r.text
+                for ws in (a, w):
+                        await asyncio.wait_for(ws.wait_closed(), 10)
+                        assert ws.close_code == 1008, ws.close_code
+                r = server.delete_path(f"/api/v1/sandbox/{sandbox}/session-tokens/{tok['id']}")
+                assert r.status_code in (200, 204), r.text
+                await asyncio.wait_for(s.wait_closed(), 10)
+                assert s.close_code == 1008
+                # the admin's attachment is untouched
+                assert keep.open
+                await keep.send(json.dumps({"type": "signal", "signal": "KILL"}))
+                data, ctl = await collect(keep)
+                return ctl
+        ctl = asyncio.run(go())
+        assert ctl[-1]["state"] == "killed"

@@ -96,6 +96,17 @@ ROUTES = [
         R("GET", S + "/session-tokens/{tid}", "sandbox", session=False),
         R("DELETE", S + "/session-tokens/{tid}", "sandbox", destructive=True, session=False),
         R("POST", S + "/magic-links", "sandbox", json={"redirect_url": "/"}, session=False),
+        R("POST", S + "/processes", "sandbox", json={"command": "true"}),
+        R("GET", S + "/processes", "sandbox"),
+        R("POST", S + "/terminals", "sandbox", json={"shell": "true"}),
+        R("GET", S + "/processes/job_1", "sandbox"),
+        R("DELETE", S + "/processes/job_1", "sandbox"),
+        R("GET", S + "/processes/job_1/output", "sandbox"),
+        R("POST", S + "/processes/job_1/stdin", "sandbox", json={"data": "x"}),
+        R("POST", S + "/processes/job_1/signal", "sandbox", json={"signal": "TERM"}),
+        R("POST", S + "/processes/job_1/resize", "sandbox", json={"cols": 80, "rows": 24}),
+        R("GET", S + "/processes/job_1/attach", "sandbox"),
+        R("GET", "/ws", "org"),
 ]
 
 
