@@ -521,12 +521,12 @@ static void on_write(uv_write_t *w, int status)
                 return;
         }
         c->write_progress = http__now(c->server);
-        /* Below the high-water mark again: pipelined requests that waited may go on (for a
-         * WebSocket: its input). */
+        /* Below the high-water mark again: pipelined requests that waited may go on. */
         if (before > HTTP_OUTPUT_HIGH_WATER && c->wq_bytes <= HTTP_OUTPUT_HIGH_WATER &&
             !c->closing)
                 http__conn_schedule(c);
-        if (c->ws && !c->closing && !http__ws_output_full(c))
+        /* A WebSocket's input waits while its output is over its own limit (ws.c). */
+        if (c->ws && !c->closing && c->in_off < c->in_len && !http__ws_output_full(c))
                 http__conn_schedule(c);
         if (c->wq_bytes > 0)
                 return;

@@ -48,12 +48,12 @@ struct url {
         char host[256];     /* for getaddrinfo: a name or an address, without brackets */
         char hostport[300]; /* the Host header: as written in the URL */
         char port[6];
-        char *target;       /* path and query, malloc'd; "/" when the URL has none */
 };
 
-/* Split http://HOST[:PORT][/PATH][?QUERY]. The fragment is dropped; user info and
- * characters that cannot go into a request line are refused. */
-static int parse_url(const char *url, struct url *u)
+/* Split http://HOST[:PORT][/PATH][?QUERY] into u and the request target (path and query,
+ * malloc'd into *ret_target; "/" when the URL has none). The fragment is dropped; user
+ * info and characters that cannot go into a request line are refused. */
+static int parse_url(const char *url, struct url *u, char **ret_target)
 {
         const char *p;
 
@@ -117,14 +117,15 @@ static int parse_url(const char *url, struct url *u)
         for (size_t i = 0; i < tl; i++)
                 if ((unsigned char)rest[i] <= ' ' || rest[i] == 0x7f)
                         return -EINVAL;
-        u->target = malloc(tl + 2);
-        if (!u->target)
+        char *target = malloc(tl + 2);
+        if (!target)
                 return -ENOMEM;
         size_t o = 0;
         if (tl == 0 || rest[0] != '/')
-                u->target[o++] = '/';
-        memcpy(u->target + o, rest, tl);
-        u->target[o + tl] = '\0';
+                target[o++] = '/';
+        memcpy(target + o, rest, tl);
+        target[o + tl] = '\0';
+        *ret_target = target;
         return 0;
 }
 
@@ -354,12 +355,12 @@ static void keep_refusal(int fd, const char *head, const char *body_have, size_t
 /* Send the upgrade request and check the answer. On success the bytes that came behind
  * the answer's head are left in buf[0..*ret_extra). */
 static int handshake(int fd, const struct wsc_options *o, const struct url *u,
-                     uint64_t deadline_ns, char *buf, size_t *ret_extra,
+                     const char *target, uint64_t deadline_ns, char *buf, size_t *ret_extra,
                      struct wsc_refusal *ref)
 {
         uint8_t raw[16];
         char key[WS_KEY_LEN + 1], expect[WS_ACCEPT_LEN + 1], v[256];
-        size_t need = strlen(u->target) + strlen(u->hostport) + 256;
+        size_t need = strlen(target) + strlen(u->hostport) + 256;
         int r;
 
         r = util_random(raw, sizeof(raw));
@@ -378,7 +379,7 @@ static int handshake(int fd, const struct wsc_options *o, const struct url *u,
                                     "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
                                     "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                                     "Sec-WebSocket-Version: 13\r\n",
-                                    u->target, u->hostport, key);
+                                    target, u->hostport, key);
         for (const char *const *h = o->headers; h && *h; h++) {
                 size_t hl = strlen(*h);
                 memcpy(req + n, *h, hl);
@@ -500,6 +501,7 @@ static int feed(struct wsc *c, const uint8_t *data, size_t len)
 int wsc_connect(const struct wsc_options *o, struct wsc **ret, struct wsc_refusal *ret_refusal)
 {
         struct url u;
+        cleanup_free char *target = NULL;
         int fd cleanup_close = -1;
         int r;
 
@@ -510,10 +512,9 @@ int wsc_connect(const struct wsc_options *o, struct wsc **ret, struct wsc_refusa
         for (const char *const *h = o->headers; h && *h; h++)
                 if (!header_line_ok(*h))
                         return -EINVAL;
-        r = parse_url(o->url, &u);
+        r = parse_url(o->url, &u, &target);
         if (r < 0)
                 return r;
-        cleanup_free char *target = u.target;
         uint64_t deadline = util_now_ns() +
                             (uint64_t)(o->timeout_ms > 0 ? o->timeout_ms : WSC_DEFAULT_TIMEOUT_MS) *
                                     1000000;
@@ -526,7 +527,7 @@ int wsc_connect(const struct wsc_options *o, struct wsc **ret, struct wsc_refusa
         if (!buf)
                 return -ENOMEM;
         size_t extra = 0;
-        r = handshake(fd, o, &u, deadline, buf, &extra, ret_refusal);
+        r = handshake(fd, o, &u, target, deadline, buf, &extra, ret_refusal);
         if (r < 0)
                 return r;
 

@@ -727,7 +727,8 @@ static void test_handshake_rejected(void **state)
                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZ!==\r\nSec-WebSocket-Version: 13\r\n\r\n",
                 /* key of 20 bytes */
                 "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n",
                 /* no key */
                 "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 "Sec-WebSocket-Version: 13\r\n\r\n",
@@ -1151,6 +1152,86 @@ static void test_backpressure(void **state)
         ws_done(fd, rd);
 }
 
+/* A peer that sends pings and never reads: its pongs pile up in our write queue until reading
+ * stops (max_queued + 64 KiB), so TCP pushes back on it long before 64 MiB; once it reads,
+ * reading resumes and every ping gets its pong, in order. */
+static void test_output_full_stops_reading(void **state)
+{
+        struct srv *sv = *state;
+        int small = 64 * 1024;
+        char req[1024];
+        struct resp r;
+        uint8_t ping[131], payload[125];
+        size_t pings = 0, partial = 0, sent = 0, limit = (size_t)64 << 20;
+        bool stalled = false;
+
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)sv->port) };
+        assert_true(fd >= 0);
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+        inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+        assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        struct reader *rd = reader_new(fd);
+        upgrade_request(req, sizeof(req), "/ws", NULL);
+        send_n(fd, req, strlen(req));
+        assert_true(read_response(rd, &r, true));
+        assert_int_equal(r.status, 101);
+        assert_int_equal(rd->len, 0);
+
+        memset(payload, 'p', sizeof(payload));
+        assert_int_equal(frame_build(ping, true, 9, payload, sizeof(payload), true), 131);
+        while (sent < limit) {
+                if (partial == 0)
+                        pings++;
+                ssize_t w = send(fd, ping + partial, sizeof(ping) - partial,
+                                 MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (w > 0) {
+                        sent += (size_t)w;
+                        partial = (partial + (size_t)w) % sizeof(ping);
+                        continue;
+                }
+                assert_true(w < 0 && errno == EAGAIN);
+                if (partial == 0)
+                        pings--;
+                struct pollfd p = { .fd = fd, .events = POLLOUT };
+                if (poll(&p, 1, 300) == 0) {
+                        stalled = true;
+                        break;
+                }
+        }
+        assert_true(stalled);
+
+        /* Drain: every pong (2 + 125 bytes), finishing the last ping on the way. */
+        size_t want = pings * 127, got = 0;
+        char buf[65536];
+        while (got < want) {
+                struct pollfd p = { .fd = fd, .events = POLLIN | (partial ? POLLOUT : 0) };
+                assert_true(poll(&p, 1, 5000) > 0);
+                if (p.revents & POLLOUT) {
+                        ssize_t w = send(fd, ping + partial, sizeof(ping) - partial,
+                                         MSG_DONTWAIT | MSG_NOSIGNAL);
+                        if (w > 0)
+                                partial = (partial + (size_t)w) % sizeof(ping);
+                }
+                if (!(p.revents & POLLIN))
+                        continue;
+                ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+                assert_true(n > 0);
+                for (ssize_t i = 0; i < n; i++, got++) {
+                        size_t pos = got % 127;
+                        uint8_t want_byte = pos == 0 ? 0x8a : pos == 1 ? 0x7d : 'p';
+                        if ((uint8_t)buf[i] != want_byte)
+                                fail_msg("pong byte %zu: %02x", got, (uint8_t)buf[i]);
+                }
+        }
+        assert_int_equal(got, want);
+        assert_int_equal(partial, 0);
+        send_frame(fd, true, 1, "end", 3);
+        expect_message(rd, 1, "end", 3);
+        ws_done(fd, rd);
+}
+
 /* http_server_close() with a WebSocket open: the peer gets a 1001 close frame, then the
  * connection closes; on_close reports 1001 and the loop ends with nothing left. */
 static void test_server_shutdown(void **state)
@@ -1504,6 +1585,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_pause_resume, setup_default, teardown),
                 cmocka_unit_test_setup_teardown(test_idle_ping, setup_idle, teardown),
                 cmocka_unit_test_setup_teardown(test_backpressure, setup_small_queue, teardown),
+                cmocka_unit_test_setup_teardown(test_output_full_stops_reading, setup_small_queue,
+                                                teardown),
                 cmocka_unit_test(test_server_shutdown),
                 cmocka_unit_test_setup_teardown(test_client_tcp, setup_default, teardown),
                 cmocka_unit_test_setup_teardown(test_client_unix, setup_unix, teardown),
