@@ -73,6 +73,8 @@ static const struct knob {
           "sandbox teardowns (stop, delete) run in the background at once" },
         { "DISK_POOL_SIZE", K_INT, "4", offsetof(struct config, disk_pool_size),
           "blank disk images made ahead per disk size in use (0: make each on create)" },
+        { "NETWORK_EGRESS", K_BOOL, "true", offsetof(struct config, network_egress),
+          "offer network: egress (a NATed uplink; see docs/security.md)" },
 };
 
 void config_usage(FILE *f)
@@ -100,7 +102,11 @@ void config_usage(FILE *f)
                 "\n"
                 "Environment:\n"
                 "  WARREN_ADMIN_KEY     on first start, use this admin key instead of a random\n"
-                "                       one (it is still written to DATA_DIR/admin.key)\n");
+                "                       one (it is still written to DATA_DIR/admin.key)\n"
+                "  NETWORK_SUBNET       IPv4 subnet of egress sandboxes (10.88.0.0/16)\n"
+                "  NETWORK_BRIDGE       host bridge of egress sandboxes (warren0)\n"
+                "  NETWORK_DNS          their resolvers: host (the host's resolv.conf), none,\n"
+                "                       or up to 3 IPv4 addresses, comma-separated (host)\n");
         for (size_t i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++)
                 fprintf(f, "  %-21s%s (%s)\n", knobs[i].env, knobs[i].help, knobs[i].def);
 }
@@ -199,6 +205,14 @@ int config_load(struct config *cfg, int argc, char **argv, int *ret_argi)
         strcpy(cfg->cgroup, (v = getenv("WARREN_CGROUP")) && *v && strlen(v) < 8 ? v : "auto");
         if ((v = getenv("WARREN_ADMIN_KEY")) && *v &&
             set_str(cfg->admin_key, sizeof(cfg->admin_key), v, "WARREN_ADMIN_KEY") < 0)
+                return -EINVAL;
+        if (set_str(cfg->network_subnet, sizeof(cfg->network_subnet),
+                    (v = getenv("NETWORK_SUBNET")) && *v ? v : "10.88.0.0/16",
+                    "NETWORK_SUBNET") < 0 ||
+            set_str(cfg->network_bridge, sizeof(cfg->network_bridge),
+                    (v = getenv("NETWORK_BRIDGE")) && *v ? v : "warren0", "NETWORK_BRIDGE") < 0 ||
+            set_str(cfg->network_dns, sizeof(cfg->network_dns),
+                    (v = getenv("NETWORK_DNS")) && *v ? v : "host", "NETWORK_DNS") < 0)
                 return -EINVAL;
 
         optind = 1;

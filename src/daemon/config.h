@@ -38,6 +38,10 @@ struct config {
         int64_t teardown_concurrency;  /* TEARDOWN_CONCURRENCY (2) */
         int64_t disk_pool_size;        /* DISK_POOL_SIZE (4): blank disks kept per size */
         char admin_key[128];           /* WARREN_ADMIN_KEY: bootstrap key instead of a random one */
+        int64_t network_egress;        /* NETWORK_EGRESS (true): `network: egress` is offered */
+        char network_subnet[32];       /* NETWORK_SUBNET (10.88.0.0/16): sandbox addresses */
+        char network_bridge[16];       /* NETWORK_BRIDGE (warren0): the host bridge */
+        char network_dns[128];         /* NETWORK_DNS (host): host, none or IPv4 list */
 };
 
 /* Fill cfg from argv and the environment. Returns 0, 1 if --help/--version was printed (exit

@@ -18,7 +18,9 @@
 #include <string.h>
 #include <sys/syscall.h>
 
+#include "netpolicy.h"
 #include "quantity.h"
+#include "store_net.h"
 #include "util.h"
 
 #define MGR_BUCKETS 4096
@@ -84,9 +86,10 @@ struct manager {
         int64_t disk_used[MGR_DISK_SIZES];
         unsigned disk_rr;
         bool disk_filling;
+        uint32_t net_next; /* where the search for a free uplink address starts */
 };
 
-enum work_kind { W_CREATE, W_STOP, W_DESTROY, W_DISK_FILL };
+enum work_kind { W_CREATE, W_STOP, W_DESTROY, W_DISK_FILL, W_NET_APPLY };
 
 /* A runtime call on the threadpool. Inputs are copies: the live state may change meanwhile. */
 struct work {
@@ -104,8 +107,15 @@ struct work {
         uint64_t disk_size;   /* W_DISK_FILL */
         unsigned disk_target; /* W_DISK_FILL */
         unsigned disk_made;   /* W_DISK_FILL */
+        uint32_t net_addr;    /* the sandbox's uplink address, 0 for none */
+        struct rt_net_policy *net_policy; /* W_CREATE (egress), W_NET_APPLY: owned */
+        char *net_json;       /* W_NET_APPLY: the policy to store once applied; owned */
+        mgr_done_cb net_cb;   /* W_NET_APPLY: the request waiting (NULL: adoption) */
+        void *net_ud;
         int r;
         char err[RT_ERR_LEN];
+        char net_err[RT_ERR_LEN]; /* W_STOP, W_DESTROY: removing the uplink's rules */
+        int net_r;
 };
 
 static void sb_agent_start(struct sandbox *sb);
@@ -226,12 +236,31 @@ static void work_run(uv_work_t *w)
                 k->spec.id = k->id;
                 k->spec.template = k->template;
                 k->r = rt_sandbox_create(&k->spec, &k->inst, &k->metrics, k->err);
+                if (k->r == 0 && k->net_policy) {
+                        uint64_t t = util_now_ns();
+                        k->r = rt_net_attach(k->id, k->inst.init_pid, k->inst.init_starttime,
+                                             k->net_addr, k->net_policy, k->err);
+                        k->metrics.net_ms = util_ms_since(t);
+                        if (k->r < 0) /* undo the create: the runtime left it running */
+                                (void)rt_sandbox_destroy(k->id, k->inst.init_pid,
+                                                         k->inst.init_starttime, k->net_err);
+                }
                 break;
         case W_STOP:
                 k->r = rt_sandbox_stop(k->id, k->pid, k->starttime, k->err);
+                /* After the stop: warren-init is dead, so its namespace and the veth go
+                 * in the kernel's own background cleanup; only the rules are ours. */
+                if (k->net_addr)
+                        k->net_r = rt_net_detach(k->id, k->net_addr, k->net_err);
                 break;
         case W_DESTROY:
                 k->r = rt_sandbox_destroy(k->id, k->pid, k->starttime, k->err);
+                if (k->net_addr)
+                        k->net_r = rt_net_detach(k->id, k->net_addr, k->net_err);
+                break;
+        case W_NET_APPLY:
+                k->r = rt_net_apply(k->id, k->pid, k->starttime, k->net_addr, k->net_policy,
+                                    k->err);
                 break;
         case W_DISK_FILL:
                 k->r = rt_disk_pool_fill(k->disk_size, k->disk_target, &k->disk_made, k->err);
@@ -252,16 +281,25 @@ static int work_queue(struct manager *m, enum work_kind kind, struct sandbox *sb
         snprintf(k->id, sizeof(k->id), "%s", sb->id);
         k->pid = sb->init_pid;
         k->starttime = sb->init_starttime;
+        k->net_addr = sb->net_addr;
         if (ret)
                 *ret = k;
         return 0;
+}
+
+/* Free a work item and what it owns. */
+static void work_free(struct work *k)
+{
+        free(k->net_policy);
+        free(k->net_json);
+        free(k);
 }
 
 static int work_submit(struct work *k)
 {
         int r = uv_queue_work(k->m->app->loop, &k->w, work_run, work_done);
         if (r < 0)
-                free(k);
+                work_free(k);
         return r;
 }
 
@@ -500,6 +538,33 @@ static void on_agent_closed(struct agent *a, void *ud)
         uv_timer_start(&sb->timer, reconnect_fire, 100, 0);
 }
 
+/* Give sandbox id (its record just inserted) an uplink address and record it with policy.
+ * Addresses are handed out round-robin from net_next, so a released one (whose flows may
+ * linger in conntrack) is reused as late as possible. */
+static int net_record(struct manager *m, const char *id, const struct rt_net_policy *policy,
+                      uint32_t *ret_addr)
+{
+        uint32_t first, last, addr;
+        int r;
+
+        rt_net_addr_range(&first, &last);
+        r = store_net_addr_free(m->app->store, first, last, m->net_next, &addr);
+        if (r < 0)
+                return r;
+        json_t *pj = netpolicy_to_json(policy);
+        char *text = pj ? json_dumps(pj, JSON_COMPACT) : NULL;
+        json_decref(pj);
+        if (!text)
+                return -ENOMEM;
+        r = store_net_insert(m->app->store, id, "egress", addr, text);
+        free(text);
+        if (r < 0)
+                return r;
+        m->net_next = addr + 1;
+        *ret_addr = addr;
+        return 0;
+}
+
 int mgr_create(struct manager *m, const struct mgr_create_args *args, mgr_create_cb cb, void *ud)
 {
         return create_sandbox(m, args, NULL, cb, ud);
@@ -554,6 +619,14 @@ static int create_sandbox(struct manager *m, const struct mgr_create_args *args,
         rec.env_json = NULL;
         if (r < 0)
                 return r;
+        uint32_t net_addr = 0;
+        if (args->net_policy) {
+                r = net_record(m, id, args->net_policy, &net_addr);
+                if (r < 0) {
+                        store_sandbox_delete(m->app->store, id);
+                        return r;
+                }
+        }
 
         struct sandbox *sb = sb_new(m, id, args->org_id);
         struct create_op *op = calloc(1, sizeof(*op));
@@ -566,6 +639,7 @@ static int create_sandbox(struct manager *m, const struct mgr_create_args *args,
         }
         sb->state = SB_CREATING;
         sb->pool = pool;
+        sb->net_addr = net_addr;
         sb->uid_base = rec.uid_base;
         sb->expires_at = rec.expires_at;
         sb->env = args->env ? json_incref(args->env) : json_object();
@@ -584,7 +658,17 @@ static int create_sandbox(struct manager *m, const struct mgr_create_args *args,
                 k->spec.limits.disk_bytes = args->disk_bytes;
                 k->spec.limits.pids = m->app->cfg.pids_limit;
                 k->spec.limits.nofile = m->app->cfg.nofile_limit;
-                r = work_submit(k);
+                if (args->net_policy) {
+                        k->net_policy = malloc(sizeof(*k->net_policy));
+                        if (k->net_policy)
+                                *k->net_policy = *args->net_policy;
+                        else
+                                r = -ENOMEM;
+                }
+                if (r == 0)
+                        r = work_submit(k);
+                else
+                        work_free(k);
         }
         if (r < 0) {
                 free(op);
@@ -690,6 +774,15 @@ static void work_done(uv_work_t *w, int status)
                 teardown_next(m);
                 if (k->r < 0)
                         app_log("sandbox %s: stop: %s (%s)", k->id, k->err, strerror(-k->r));
+                if (k->net_addr) {
+                        if (k->net_r < 0)
+                                app_log("sandbox %s: removing its uplink rules: %s", k->id,
+                                        k->net_err);
+                        /* Stopped: the address may go to another sandbox. */
+                        store_net_set_addr(m->app->store, k->id, 0);
+                        if (sb)
+                                sb->net_addr = 0;
+                }
                 record_status(m, k->id, "stopped", 0, 0, NULL);
                 app_log("sandbox %s: stopped", k->id);
                 if (sb && sb->state == SB_STOPPING) {
@@ -703,6 +796,8 @@ static void work_done(uv_work_t *w, int status)
                 break;
         case W_DESTROY:
                 teardown_next(m);
+                if (k->net_addr && k->net_r < 0)
+                        app_log("sandbox %s: removing its uplink rules: %s", k->id, k->net_err);
                 if (k->r < 0) {
                         app_log("sandbox %s: delete: %s (%s)", k->id, k->err, strerror(-k->r));
                         record_status(m, k->id, "error", 0, 0, k->err);
@@ -714,8 +809,88 @@ static void work_done(uv_work_t *w, int status)
                         sb_free(sb);
                 pool_refill(m); /* a uid slot or idle memory may have come free */
                 break;
+        case W_NET_APPLY:
+                if (sb)
+                        sb->net_busy = false;
+                if (k->r < 0) {
+                        app_log("sandbox %s: network policy: %s (%s)", k->id, k->err,
+                                strerror(-k->r));
+                } else if (k->net_json) {
+                        int r = store_net_set_policy(m->app->store, k->id, k->net_json);
+                        if (r < 0) {
+                                app_log("sandbox %s: storing its network policy: %s", k->id,
+                                        strerror(-r));
+                                k->r = r;
+                                snprintf(k->err, sizeof(k->err), "storing the policy failed");
+                        }
+                }
+                if (k->net_cb)
+                        k->net_cb(k->net_ud, k->r, k->r < 0 ? k->err : NULL);
+                break;
         }
-        free(k);
+        work_free(k);
+}
+
+int mgr_net_set(struct manager *m, const char *id, const struct rt_net_policy *policy,
+                mgr_done_cb cb, void *ud)
+{
+        struct sandbox *sb = mgr_find(m, id);
+        struct work *k;
+        int r;
+
+        if (!sb || sb->state != SB_RUNNING || sb->pool)
+                return -ESRCH;
+        if (!sb->net_addr)
+                return -EOPNOTSUPP;
+        if (sb->net_busy)
+                return -EBUSY;
+        json_t *pj = netpolicy_to_json(policy);
+        char *text = pj ? json_dumps(pj, JSON_COMPACT) : NULL;
+        json_decref(pj);
+        r = text ? work_queue(m, W_NET_APPLY, sb, &k) : -ENOMEM;
+        if (r < 0) {
+                free(text);
+                return r;
+        }
+        k->net_json = text;
+        k->net_cb = cb;
+        k->net_ud = ud;
+        k->net_policy = malloc(sizeof(*k->net_policy));
+        if (!k->net_policy) {
+                work_free(k);
+                return -ENOMEM;
+        }
+        *k->net_policy = *policy;
+        r = work_submit(k);
+        if (r < 0)
+                return r;
+        sb->net_busy = true;
+        return 0;
+}
+
+/* After a restart: write the adopted sandbox's rules again from its stored policy (they
+ * survive a daemon restart in the kernel, but not a flushed ruleset). */
+static void net_resync(struct manager *m, struct sandbox *sb, const char *policy_json)
+{
+        char err[NETPOLICY_ERR_LEN];
+        json_error_t jerr;
+        struct work *k;
+
+        json_t *pj = json_loads(policy_json, 0, &jerr);
+        struct rt_net_policy *p = malloc(sizeof(*p));
+        int r = pj && p ? netpolicy_from_json(pj, NULL, p, err, sizeof(err)) : -EINVAL;
+        json_decref(pj);
+        if (r == 0)
+                r = work_queue(m, W_NET_APPLY, sb, &k);
+        if (r < 0) {
+                free(p);
+                app_log("sandbox %s: cannot restore its network policy: %s", sb->id,
+                        strerror(-r));
+                return;
+        }
+        k->net_policy = p;
+        if (work_submit(k) == 0)
+                sb->net_busy = true;
 }
 
 int mgr_stop(struct manager *m, const char *id, mgr_done_cb cb, void *ud)
@@ -794,6 +969,10 @@ int mgr_delete(struct manager *m, const char *id, mgr_done_cb cb, void *ud)
         sb->init_starttime = rec.init_starttime;
         sb->uid_base = rec.uid_base;
         store_sandbox_clear(&rec);
+        struct store_net net = { 0 };
+        if (store_net_get(m->app->store, id, &net) == 0) /* rules a failed stop left */
+                sb->net_addr = net.addr;
+        store_net_clear(&net);
         sb_begin_destroy(sb);
         if (cb)
                 cb(ud, 0, NULL);
@@ -975,7 +1154,8 @@ static void pool_tick(uv_timer_t *t)
 int mgr_pool_take(struct manager *m, const struct mgr_create_args *args, char *ret_id,
                   size_t id_len)
 {
-        if (!m->pool_enabled)
+        /* Pooled sandboxes have network none; an uplink is made on the cold path. */
+        if (!m->pool_enabled || args->net_policy)
                 return -ENOENT;
         struct pool_class *pc = class_find(m, args->template, args->cpu_millis,
                                            args->memory_bytes, args->disk_bytes);
@@ -1103,6 +1283,9 @@ int mgr_adopt(struct manager *m)
                 sb->init_starttime = rec->init_starttime;
                 sb->uid_base = rec->uid_base;
                 sb->expires_at = rec->expires_at;
+                struct store_net net = { 0 };
+                if (store_net_get(m->app->store, rec->id, &net) == 0)
+                        sb->net_addr = net.addr;
                 json_error_t jerr;
                 sb->env = rec->env_json ? json_loads(rec->env_json, 0, &jerr) : NULL;
                 if (!sb->env)
@@ -1156,12 +1339,15 @@ int mgr_adopt(struct manager *m)
                         sb->state = SB_RUNNING;
                         sb->ctl_path = strdup(path);
                         app_log("sandbox %s: adopted (init pid %d)", rec->id, (int)rec->init_pid);
+                        if (sb->net_addr && net.policy_json)
+                                net_resync(m, sb, net.policy_json);
                         sb_agent_start(sb);
                 } else {
                         sb->state = SB_RUNNING;
                         sb_begin_stop(sb, !alive ? "gone while the daemon was down"
                                                  : "expired while the daemon was down");
                 }
+                store_net_clear(&net);
                 free(rec->env_json);
                 free(row);
         }

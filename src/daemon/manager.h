@@ -15,6 +15,7 @@
 
 #include "agent.h"
 #include "app.h"
+#include "net.h"
 #include "runtime.h"
 
 enum sb_state {
@@ -46,6 +47,8 @@ struct sandbox {
                                    * once handed out (or never pooled) */
         bool pool_ready;          /* in pool->ready: running, never used, waiting */
         struct sandbox *pool_next;
+        uint32_t net_addr;        /* uplink address (host byte order); 0: network none */
+        bool net_busy;            /* a policy change is being applied */
 };
 
 /* The organisation that owns warm-pool sandboxes until they are handed out. It has no keys,
@@ -62,6 +65,8 @@ struct mgr_create_args {
         json_t *env; /* borrowed; the manager takes its own reference */
         const char *template;
         const char *isolation;
+        const struct rt_net_policy *net_policy; /* network egress with this policy (copied);
+                                                 * NULL: network none */
 };
 
 /* Create callback: on success sb_id names the new sandbox and metrics are filled. */
@@ -89,6 +94,12 @@ int mgr_stop(struct manager *m, const char *id, mgr_done_cb cb, void *ud);
  * is hidden from the API at once, as "deleting"; a crash midway is finished on start). cb
  * runs before returning. */
 int mgr_delete(struct manager *m, const char *id, mgr_done_cb cb, void *ud);
+
+/* Replace the egress policy of a running sandbox: applied on the threadpool (one nftables
+ * transaction), then stored; cb reports the outcome. Errors before any work: -ESRCH not
+ * running, -EOPNOTSUPP it has network none, -EBUSY another change is under way. */
+int mgr_net_set(struct manager *m, const char *id, const struct rt_net_policy *policy,
+                mgr_done_cb cb, void *ud);
 
 /* Number of live sandboxes. */
 size_t mgr_live_count(const struct manager *m);
