@@ -212,7 +212,8 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
 /* ---- nftables ---- */
 
 /* Run an nftables script as one transaction. On failure the first line of libnftables'
- * message goes into err; -EEXIST when it says an element exists, else -EIO. */
+ * message goes into err; -EEXIST when it says an object exists, -ENOENT when one is
+ * missing, else -EIO. */
 static int nft_run(const char *script, char err[RT_ERR_LEN])
 {
         int r = 0;
@@ -232,7 +233,10 @@ static int nft_run(const char *script, char err[RT_ERR_LEN])
                         size_t n = strcspn(msg, "\n");
                         snprintf(line, sizeof(line), "%.*s", (int)(n < 159 ? n : 159), msg);
                 }
-                r = msg && strstr(msg, "File exists") ? -EEXIST : -EIO;
+                r = !msg                                        ? -EIO
+                    : strstr(msg, "File exists")                ? -EEXIST
+                    : strstr(msg, "No such file or directory") ? -ENOENT
+                                                                : -EIO;
                 errf(err, r, "nftables: %s", line[0] ? line : "failed");
         }
         nft_ctx_free(ctx);
@@ -372,9 +376,12 @@ static void emit_rule(struct sbuf *b, const char *chain, const struct rt_net_rul
         sb_printf(b, " %s\n", verdict);
 }
 
-/* Script that (re)writes the sandbox's chain with policy p and adds its entries. */
+/* Script that (re)writes the sandbox's chain with policy p and adds its entries. With
+ * create false the chain must exist: "add chain" of an existing chain makes the kernel's
+ * commit wait (about 10 ms measured here, against 0.3 ms for the rest), so a policy change
+ * only flushes it. */
 static void emit_sandbox(struct sbuf *b, const char *id, uint32_t addr,
-                         const struct rt_net_policy *p)
+                         const struct rt_net_policy *p, bool create)
 {
         char chain[16], ifn[IFNAMSIZ], ip[INET_ADDRSTRLEN], macs[18];
         uint8_t mac[6];
@@ -384,7 +391,9 @@ static void emit_sandbox(struct sbuf *b, const char *id, uint32_t addr,
         fmt_ip4(addr, ip);
         addr_mac(addr, mac);
         fmt_mac(mac, macs);
-        sb_printf(b, "add chain inet warren %s\nflush chain inet warren %s\n", chain, chain);
+        if (create)
+                sb_printf(b, "add chain inet warren %s\n", chain);
+        sb_printf(b, "flush chain inet warren %s\n", chain);
         /* IPv6 rules are not written: every IPv6 packet of a sandbox is dropped before its
          * chain, so an IPv6 deny rule has nothing left to deny. */
         for (unsigned i = 0; i < p->n_deny; i++)
@@ -416,17 +425,26 @@ static void emit_sandbox(struct sbuf *b, const char *id, uint32_t addr,
         sb_printf(b, "add element bridge warren ports { \"%s\" . %s . %s }\n", ifn, macs, ip);
 }
 
-/* Write the sandbox's rules and entries. An entry for its address left by another sandbox
- * (a crash between a stop and its cleanup) makes the map refuse ours: it is removed and the
- * transaction retried once. */
-static int nft_sandbox(const char *id, uint32_t addr, const struct rt_net_policy *p,
+/* Write the sandbox's rules and entries: a new chain (create), or a rewrite of the existing
+ * one, falling back to making it where it is missing (a flushed ruleset). An entry for its
+ * address left by another sandbox (a crash between a stop and its cleanup) makes the map
+ * refuse ours: it is removed and the transaction retried once. */
+static int nft_sandbox(const char *id, uint32_t addr, const struct rt_net_policy *p, bool create,
                        char err[RT_ERR_LEN])
 {
         struct sbuf b = { 0 };
         char ip[INET_ADDRSTRLEN], stale[128];
         int r;
 
-        emit_sandbox(&b, id, addr, p);
+        if (!create) {
+                emit_sandbox(&b, id, addr, p, false);
+                r = b.err ? errf(err, b.err, "building the sandbox's rules") : nft_run(b.s, err);
+                free(b.s);
+                if (r != -ENOENT)
+                        return r;
+                b = (struct sbuf){ 0 };
+        }
+        emit_sandbox(&b, id, addr, p, true);
         if (b.err) {
                 free(b.s);
                 return errf(err, b.err, "building the sandbox's rules");
@@ -856,7 +874,7 @@ int rt_net_attach(const char *id, pid_t init_pid, uint64_t starttime, uint32_t a
         if (r < 0)
                 return errf(err, r, "sandbox %s is gone", id);
         /* Rules first: the sandbox's port forwards nothing until they exist. */
-        r = nft_sandbox(id, addr, policy, err);
+        r = nft_sandbox(id, addr, policy, true, err);
         if (r < 0)
                 return r;
         host_ifname(id, ifname);
@@ -902,7 +920,7 @@ int rt_net_apply(const char *id, pid_t init_pid, uint64_t starttime, uint32_t ad
         cleanup_close int nsfd = init_pid > 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
         if (nsfd < 0 || util_proc_starttime(init_pid) != starttime)
                 return errf(err, -ESRCH, "sandbox %s is not running", id);
-        return nft_sandbox(id, addr, policy, err);
+        return nft_sandbox(id, addr, policy, false, err);
 }
 
 int rt_net_detach(const char *id, uint32_t addr, char err[RT_ERR_LEN])
@@ -917,13 +935,21 @@ int rt_net_detach(const char *id, uint32_t addr, char err[RT_ERR_LEN])
         fmt_ip4(addr, ip);
         addr_mac(addr, mac);
         fmt_mac(mac, macs);
-        /* nftables 1.0.6 has no "delete if present": adding what is deleted next makes the
-         * transaction valid whether or not the objects exist, so a repeated detach (a crash
-         * between the stop and its record) succeeds. The tables exist after a previous
-         * attach; a daemon that never attached anything has nothing to detach. */
         int r = rt_net_init(err);
         if (r < 0)
                 return r;
+        snprintf(script, sizeof(script),
+                 "delete element inet warren sandboxes { %s }\n"
+                 "flush chain inet warren %s\n"
+                 "delete chain inet warren %s\n"
+                 "delete element bridge warren ports { \"%s\" . %s . %s }\n",
+                 ip, chain, chain, ifn, macs, ip);
+        r = nft_run(script, err);
+        if (r != -ENOENT)
+                return r;
+        /* Something was missing already (a repeated detach after a crash between the stop
+         * and its record). nftables 1.0.6 has no "delete if present": adding what is deleted
+         * next makes the transaction valid whether or not the objects exist. */
         snprintf(script, sizeof(script),
                  "add chain inet warren %s\n"
                  "add element inet warren sandboxes { %s : jump %s }\n"
