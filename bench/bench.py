@@ -327,7 +327,7 @@ def run_warm(a, rep, body):
 
 
 def run_uplink(a, rep, body):
-        rep.section("8. network uplink (egress), pool off, daemon in its own network namespace")
+        rep.section("8. network uplink (egress), daemon in its own network namespace")
         ns, d = bench_uplink.start(a.bin_dir, a.tmp_dir)
         try:
                 bench_uplink.creates(d, 3, body)  # warm-up: the first one makes the bridge
@@ -345,6 +345,17 @@ def run_uplink(a, rep, body):
                 xs = bench_uplink.policy_changes(d, a.samples)
                 rep.raw["uplink_patch"] = xs
                 rep.lat("uplink_patch_ms", "PATCH /network (policy change) round trip", xs)
+                d.stop()
+                d = bench_uplink.start_pooled(a.bin_dir, ns, a.pool_size, a.tmp_dir)
+                o = bench_uplink.warm(d, a.samples, a.warm_pace_ms)
+                rep.raw["uplink_warm"] = o
+                if o["hit"]:
+                        rep.lat("create_uplink_warm_ms", "create with network egress, warm pool "
+                                "hit", o["hit"])
+                        rep.lat("create_uplink_warm_server_ms", "  server total_ms (hits)",
+                                o["server_total_hit"])
+                rep.val("uplink_warm_hit_rate", "  pool hit rate (paced egress creates)",
+                        100.0 * len(o["hit"]) / max(1, len(o["hit"]) + len(o["miss"])), "%")
         finally:
                 d.stop()
                 ns.close()

@@ -7,6 +7,7 @@ and no packet can leave it (no traffic is sent anyway; creates do not need any).
 talks to it over DATA_DIR/warren.sock."""
 import secrets
 import subprocess
+import time
 
 from wlib import Daemon, now_ms
 
@@ -74,3 +75,52 @@ def policy_changes(d, n):
         c.delete(sid)
         c.close()
         return xs
+
+
+def start_pooled(bin_dir, ns, pool_size, tmp_dir=None):
+        """A daemon with the warm pool on, in the namespace ns of start()."""
+        return Daemon(bin_dir, "uplink-pool", {"WARM_POOL_ENABLED": "true",
+                                               "WARM_POOL_SIZE": str(pool_size),
+                                               "NETWORK_EGRESS": "true", "NETWORK_DNS": "none"},
+                      tmp_dir=tmp_dir, netns=ns.name).start()
+
+
+def egress_ready(c):
+        """(ready, target) of the pool's egress class, or None while it has none."""
+        p = c.pool() or {}
+        for k in p.get("classes", []):
+                if k.get("network") == "egress":
+                        return k.get("ready", 0), k.get("target", 0)
+        return None
+
+
+def warm(d, n, pace_ms, refill_limit_s=2.0):
+        """n egress creates on a pool daemon, each after the egress class is full again
+        (waiting at most refill_limit_s) and at least pace_ms after the previous one; each
+        deleted. Returns latencies of hits and misses, server total_ms of hits."""
+        c, pc = d.client(), d.client()
+        out = {"hit": [], "miss": [], "server_total_hit": []}
+        c.delete(c.create(network="egress")["sandbox_id"])  # the first one registers the class
+        for _ in range(n):
+                t = time.monotonic()
+                while time.monotonic() - t < refill_limit_s + 10:
+                        r = egress_ready(pc)
+                        if r and r[0] >= r[1] > 0:
+                                break
+                        time.sleep(0.005)
+                t0 = now_ms()
+                r = c.create(network="egress")
+                ms = now_ms() - t0
+                m = r.get("startup_metrics", {})
+                if m.get("pool_hit"):
+                        out["hit"].append(ms)
+                        out["server_total_hit"].append(m.get("total_ms", 0.0))
+                else:
+                        out["miss"].append(ms)
+                c.delete(r["sandbox_id"])
+                left = pace_ms / 1000.0 - (time.monotonic() - t)
+                if left > 0:
+                        time.sleep(left)
+        c.close()
+        pc.close()
+        return out

@@ -57,6 +57,7 @@ struct pool_class {
         bool is_default; /* the server's defaults: always pooled */
         char template[STORE_NAME_MAX];
         uint64_t cpu_millis, memory_bytes, disk_bytes;
+        bool egress; /* network egress: an uplink with no policy until handed out */
         unsigned target, ready, creating;
         uint64_t hits, misses;
         int64_t last_used, last_miss;
@@ -64,6 +65,10 @@ struct pool_class {
 };
 
 struct work;
+
+/* The policy recorded for a warm-pool egress sandbox until it is handed out: nothing
+ * allowed (it has no chain at all, see rt_net_attach). */
+static const struct rt_net_policy pool_net_policy;
 
 struct manager {
         struct app *app;
@@ -109,6 +114,8 @@ struct work {
         unsigned disk_made;   /* W_DISK_FILL */
         uint32_t net_addr;    /* the sandbox's uplink address, 0 for none */
         struct rt_net_policy *net_policy; /* W_CREATE (egress), W_NET_APPLY: owned */
+        bool net_pooled;      /* W_CREATE: for the warm pool: an uplink without a policy;
+                               * W_NET_APPLY: a pooled one handed out (it has no chain yet) */
         char *net_json;       /* W_NET_APPLY: the policy to store once applied; owned */
         mgr_done_cb net_cb;   /* W_NET_APPLY: the request waiting (NULL: adoption) */
         void *net_ud;
@@ -239,7 +246,8 @@ static void work_run(uv_work_t *w)
                 if (k->r == 0 && k->net_policy) {
                         uint64_t t = util_now_ns();
                         k->r = rt_net_attach(k->id, k->inst.init_pid, k->inst.init_starttime,
-                                             k->net_addr, k->net_policy, k->err);
+                                             k->net_addr, k->net_pooled ? NULL : k->net_policy,
+                                             k->err);
                         k->metrics.net_ms = util_ms_since(t);
                         if (k->r < 0) /* undo the create: the runtime left it running */
                                 (void)rt_sandbox_destroy(k->id, k->inst.init_pid,
@@ -260,7 +268,7 @@ static void work_run(uv_work_t *w)
                 break;
         case W_NET_APPLY:
                 k->r = rt_net_apply(k->id, k->pid, k->starttime, k->net_addr, k->net_policy,
-                                    k->err);
+                                    !k->net_pooled, k->err);
                 break;
         case W_DISK_FILL:
                 k->r = rt_disk_pool_fill(k->disk_size, k->disk_target, &k->disk_made, k->err);
@@ -659,6 +667,7 @@ static int create_sandbox(struct manager *m, const struct mgr_create_args *args,
                 k->spec.limits.pids = m->app->cfg.pids_limit;
                 k->spec.limits.nofile = m->app->cfg.nofile_limit;
                 if (args->net_policy) {
+                        k->net_pooled = pool != NULL;
                         k->net_policy = malloc(sizeof(*k->net_policy));
                         if (k->net_policy)
                                 *k->net_policy = *args->net_policy;
@@ -831,8 +840,9 @@ static void work_done(uv_work_t *w, int status)
         work_free(k);
 }
 
-int mgr_net_set(struct manager *m, const char *id, const struct rt_net_policy *policy,
-                mgr_done_cb cb, void *ud)
+/* mgr_net_set; pooled: the sandbox was just handed out by the warm pool (no chain yet). */
+static int net_set(struct manager *m, const char *id, const struct rt_net_policy *policy,
+                   bool pooled, mgr_done_cb cb, void *ud)
 {
         struct sandbox *sb = mgr_find(m, id);
         struct work *k;
@@ -853,6 +863,7 @@ int mgr_net_set(struct manager *m, const char *id, const struct rt_net_policy *p
                 return r;
         }
         k->net_json = text;
+        k->net_pooled = pooled;
         k->net_cb = cb;
         k->net_ud = ud;
         k->net_policy = malloc(sizeof(*k->net_policy));
@@ -866,6 +877,12 @@ int mgr_net_set(struct manager *m, const char *id, const struct rt_net_policy *p
                 return r;
         sb->net_busy = true;
         return 0;
+}
+
+int mgr_net_set(struct manager *m, const char *id, const struct rt_net_policy *policy,
+                mgr_done_cb cb, void *ud)
+{
+        return net_set(m, id, policy, false, cb, ud);
 }
 
 /* After a restart: write the adopted sandbox's rules again from its stored policy (they
@@ -982,12 +999,13 @@ int mgr_delete(struct manager *m, const char *id, mgr_done_cb cb, void *ud)
 /* ---- warm pool ---- */
 
 static struct pool_class *class_find(struct manager *m, const char *template, uint64_t cpu,
-                                     uint64_t mem, uint64_t disk)
+                                     uint64_t mem, uint64_t disk, bool egress)
 {
         for (unsigned i = 0; i < MGR_POOL_MAX_CLASSES; i++) {
                 struct pool_class *pc = &m->classes[i];
                 if (pc->in_use && pc->cpu_millis == cpu && pc->memory_bytes == mem &&
-                    pc->disk_bytes == disk && strcmp(pc->template, template) == 0)
+                    pc->disk_bytes == disk && pc->egress == egress &&
+                    strcmp(pc->template, template) == 0)
                         return pc;
         }
         return NULL;
@@ -995,7 +1013,7 @@ static struct pool_class *class_find(struct manager *m, const char *template, ui
 
 /* Register a class (NULL when all slots are taken). */
 static struct pool_class *class_add(struct manager *m, const char *template, uint64_t cpu,
-                                    uint64_t mem, uint64_t disk, bool is_default)
+                                    uint64_t mem, uint64_t disk, bool is_default, bool egress)
 {
         for (unsigned i = 0; i < MGR_POOL_MAX_CLASSES; i++) {
                 struct pool_class *pc = &m->classes[i];
@@ -1009,6 +1027,7 @@ static struct pool_class *class_add(struct manager *m, const char *template, uin
                 pc->cpu_millis = cpu;
                 pc->memory_bytes = mem;
                 pc->disk_bytes = disk;
+                pc->egress = egress;
                 pc->target = (unsigned)m->app->cfg.warm_pool_size;
                 pc->last_used = util_wall_s();
                 return pc;
@@ -1095,6 +1114,7 @@ static void pool_refill(struct manager *m)
                                 .timeout_s = 0,
                                 .template = pc->template,
                                 .isolation = "container",
+                                .net_policy = pc->egress ? &pool_net_policy : NULL,
                         };
                         pc->creating++;
                         m->pool_creating++;
@@ -1151,18 +1171,20 @@ static void pool_tick(uv_timer_t *t)
         disk_fill_kick(m);
 }
 
-int mgr_pool_take(struct manager *m, const struct mgr_create_args *args, char *ret_id,
-                  size_t id_len)
+/* Take a ready sandbox of the class of args (network by args->net_policy) and assign it to
+ * args->org_id (record, env, expiry). -ENOENT on a miss (the class is registered). */
+static int pool_take(struct manager *m, const struct mgr_create_args *args,
+                     struct sandbox **ret_sb)
 {
-        /* Pooled sandboxes have network none; an uplink is made on the cold path. */
-        if (!m->pool_enabled || args->net_policy)
+        bool egress = args->net_policy != NULL;
+        if (!m->pool_enabled)
                 return -ENOENT;
         struct pool_class *pc = class_find(m, args->template, args->cpu_millis,
-                                           args->memory_bytes, args->disk_bytes);
+                                           args->memory_bytes, args->disk_bytes, egress);
         int64_t now = util_wall_s();
         if (!pc) {
                 pc = class_add(m, args->template, args->cpu_millis, args->memory_bytes,
-                               args->disk_bytes, false);
+                               args->disk_bytes, false, egress);
                 if (pc) {
                         pc->misses++;
                         pc->last_miss = now;
@@ -1201,15 +1223,85 @@ int mgr_pool_take(struct manager *m, const struct mgr_create_args *args, char *r
                 sb->expires_at = rec.expires_at;
                 expiry_arm(sb);
                 pc->hits++;
-                snprintf(ret_id, id_len, "%s", sb->id);
                 app_log("sandbox %s: handed out by the warm pool (org %s)", sb->id, sb->org_id);
-                pool_refill_soon(m);
+                /* An egress hand-out still has its policy to write: the refill (a create,
+                 * CPU-bound) waits until that is done (take_applied), not to slow it. */
+                if (!egress)
+                        pool_refill_soon(m);
+                *ret_sb = sb;
                 return 0;
         }
         pc->misses++;
         pc->last_miss = now;
         pool_refill_soon(m);
         return -ENOENT;
+}
+
+int mgr_pool_take(struct manager *m, const struct mgr_create_args *args, char *ret_id,
+                  size_t id_len)
+{
+        struct sandbox *sb;
+
+        /* An egress sandbox needs its policy written first: mgr_pool_take_egress. */
+        if (args->net_policy || pool_take(m, args, &sb) < 0)
+                return -ENOENT;
+        snprintf(ret_id, id_len, "%s", sb->id);
+        return 0;
+}
+
+/* A pooled egress sandbox being handed out: its policy is being written. */
+struct take_op {
+        struct manager *m;
+        mgr_create_cb cb;
+        void *ud;
+        char id[STORE_ID_MAX];
+        uint64_t started_ns;
+};
+
+static void take_applied(void *ud, int err, const char *msg)
+{
+        struct take_op *op = ud;
+        struct rt_metrics metrics = { .total_ms = util_ms_since(op->started_ns) };
+
+        if (err < 0) {
+                /* Assigned but without its policy (so it forwards nothing), and the tenant
+                 * never learned its id: not worth keeping. */
+                struct sandbox *sb = mgr_find(op->m, op->id);
+                if (sb && sb->state == SB_RUNNING)
+                        sb_begin_destroy(sb);
+        }
+        op->cb(op->ud, err, msg, op->id, &metrics);
+        pool_refill_soon(op->m);
+        free(op);
+}
+
+int mgr_pool_take_egress(struct manager *m, const struct mgr_create_args *args,
+                         mgr_create_cb cb, void *ud)
+{
+        struct sandbox *sb;
+        int r;
+
+        if (!args->net_policy || pool_take(m, args, &sb) < 0)
+                return -ENOENT;
+        struct take_op *op = calloc(1, sizeof(*op));
+        if (!op) {
+                sb_begin_stop(sb, "out of memory");
+                return -ENOMEM;
+        }
+        op->m = m;
+        op->cb = cb;
+        op->ud = ud;
+        op->started_ns = util_now_ns();
+        snprintf(op->id, sizeof(op->id), "%s", sb->id);
+        /* The pooled sandbox has an uplink but no chain (nothing forwarded): writing the
+         * tenant's chain adds objects only, no removal, so no RCU wait (0.3 ms measured). */
+        r = net_set(m, sb->id, args->net_policy, true, take_applied, op);
+        if (r < 0) {
+                free(op);
+                sb_begin_stop(sb, "its network policy could not be queued");
+                return r;
+        }
+        return 0;
 }
 
 json_t *mgr_pool_json(struct manager *m)
@@ -1226,7 +1318,8 @@ json_t *mgr_pool_json(struct manager *m)
                 json_array_append_new(
                         arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:I, s:I}",
                                        "template", pc->template, "cpus", cpus, "memory", mem,
-                                       "disk", disk, "network", "none", "ready", (int)pc->ready,
+                                       "disk", disk, "network", pc->egress ? "egress" : "none",
+                                       "ready", (int)pc->ready,
                                        "creating", (int)pc->creating, "target", (int)pc->target,
                                        "hits", (json_int_t)pc->hits, "misses",
                                        (json_int_t)pc->misses));
@@ -1307,12 +1400,13 @@ int mgr_adopt(struct manager *m)
                         if (m->pool_enabled && alive && !strcmp(rec->status, "pooled")) {
                                 pc = class_find(m, rec->template, (uint64_t)rec->cpu_millis,
                                                 (uint64_t)rec->memory_bytes,
-                                                (uint64_t)rec->disk_bytes);
+                                                (uint64_t)rec->disk_bytes, sb->net_addr != 0);
                                 if (!pc)
                                         pc = class_add(m, rec->template,
                                                        (uint64_t)rec->cpu_millis,
                                                        (uint64_t)rec->memory_bytes,
-                                                       (uint64_t)rec->disk_bytes, false);
+                                                       (uint64_t)rec->disk_bytes, false,
+                                                       sb->net_addr != 0);
                         }
                         struct create_op *op = pc ? calloc(1, sizeof(*op)) : NULL;
                         if (op) {
@@ -1393,7 +1487,7 @@ int mgr_new(struct app *app, struct manager **ret)
         m->pool_enabled = app->cfg.warm_pool_enabled && app->cfg.warm_pool_size > 0;
         if (m->pool_enabled) /* the server's defaults always; other classes on demand */
                 class_add(m, "base", app->cfg.default_cpu_millis, app->cfg.default_memory,
-                          app->cfg.default_disk, true);
+                          app->cfg.default_disk, true, false);
         m->disk_sizes[0] = app->cfg.default_disk;
         m->disk_used[0] = util_wall_s();
         /* One tick for the warm pool and the ready disks. */

@@ -110,6 +110,12 @@ size_t mgr_live_count(const struct manager *m);
  * caller's to check. */
 int mgr_pool_take(struct manager *m, const struct mgr_create_args *args, char *ret_id,
                   size_t id_len);
+/* Warm pool, network egress (args->net_policy set): take a ready egress sandbox of the
+ * class, assign it, and write args->net_policy before cb runs (on the threadpool; cb gets
+ * the sandbox id, or an error after which the sandbox is removed). 0: cb will run; -ENOENT:
+ * a miss, take the cold path (the class is registered for pooling). */
+int mgr_pool_take_egress(struct manager *m, const struct mgr_create_args *args,
+                         mgr_create_cb cb, void *ud);
 /* The pool and teardown state as JSON (GET /api/v1/pool). */
 json_t *mgr_pool_json(struct manager *m);
 

@@ -199,6 +199,22 @@ static void create_cb(void *ud, int err, const char *msg, const char *sb_id,
         create_reply(c, sb_id, metrics, false);
 }
 
+/* A pooled egress sandbox was handed out and its policy written. */
+static void create_pool_cb(void *ud, int err, const char *msg, const char *sb_id,
+                           const struct rt_metrics *metrics)
+{
+        struct reqctx *c = ud;
+
+        if (err < 0) {
+                reply_error(c, 500, "internal", "sandbox could not be started: %s",
+                            msg ? msg : strerror(-err));
+                return;
+        }
+        struct rt_metrics m = *metrics;
+        m.total_ms = util_ms_since(c->req->started_ns);
+        create_reply(c, sb_id, &m, true);
+}
+
 static void handle_create(struct reqctx *c)
 {
         const struct config *cfg = &c->app->cfg;
@@ -300,6 +316,9 @@ static void handle_create(struct reqctx *c)
                 create_reply(c, pooled_id, &pm, true);
                 goto out;
         }
+        if (r == 0 && a.net_policy &&
+            mgr_pool_take_egress(c->app->mgr, &a, create_pool_cb, c) == 0)
+                goto out;
         if (r == 0)
                 r = mgr_create(c->app->mgr, &a, create_cb, c);
         if (r == -EUSERS)

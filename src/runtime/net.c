@@ -873,8 +873,22 @@ int rt_net_attach(const char *id, pid_t init_pid, uint64_t starttime, uint32_t a
         r = open_sandbox(init_pid, starttime, &nsfd, &rootfd);
         if (r < 0)
                 return errf(err, r, "sandbox %s is gone", id);
-        /* Rules first: the sandbox's port forwards nothing until they exist. */
-        r = nft_sandbox(id, addr, policy, true, err);
+        /* Rules first: the sandbox's port forwards nothing until they exist. Without a
+         * policy (a warm-pool sandbox) only the port's entry is written: with no chain and
+         * no map entry nothing it sends is forwarded until rt_net_apply. */
+        if (policy) {
+                r = nft_sandbox(id, addr, policy, true, err);
+        } else {
+                char script[256], ifn[IFNAMSIZ], ip[INET_ADDRSTRLEN], macs[18];
+                uint8_t mac[6];
+                host_ifname(id, ifn);
+                fmt_ip4(addr, ip);
+                addr_mac(addr, mac);
+                fmt_mac(mac, macs);
+                snprintf(script, sizeof(script),
+                         "add element bridge warren ports { \"%s\" . %s . %s }\n", ifn, macs, ip);
+                r = nft_run(script, err);
+        }
         if (r < 0)
                 return r;
         host_ifname(id, ifname);
@@ -903,7 +917,7 @@ fail_nft:
 }
 
 int rt_net_apply(const char *id, pid_t init_pid, uint64_t starttime, uint32_t addr,
-                 const struct rt_net_policy *policy, char err[RT_ERR_LEN])
+                 const struct rt_net_policy *policy, bool replace, char err[RT_ERR_LEN])
 {
         char path[64];
         int r;
@@ -920,7 +934,7 @@ int rt_net_apply(const char *id, pid_t init_pid, uint64_t starttime, uint32_t ad
         cleanup_close int nsfd = init_pid > 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
         if (nsfd < 0 || util_proc_starttime(init_pid) != starttime)
                 return errf(err, -ESRCH, "sandbox %s is not running", id);
-        return nft_sandbox(id, addr, policy, false, err);
+        return nft_sandbox(id, addr, policy, !replace, err);
 }
 
 int rt_net_detach(const char *id, uint32_t addr, char err[RT_ERR_LEN])

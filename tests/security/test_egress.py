@@ -203,7 +203,7 @@ class Lab:
 
         # -- the daemon --
 
-        def start_daemon(self):
+        def start_daemon(self, extra_env=None):
                 port_file = os.path.join(self.data_dir, "port")
                 if os.path.exists(port_file):
                         os.unlink(port_file)
@@ -211,6 +211,7 @@ class Lab:
                 env.update(wh.DEFAULT_ENV)
                 env.update({"WARREN_ADMIN_KEY": self.key, "NETWORK_EGRESS": "true",
                             "NETWORK_DNS": RESOLVER})
+                env.update(extra_env or {})
                 self.daemon_log = open(os.path.join(self.root, "warrend.log"), "ab")
                 # Listening on every address of D, so that only the policy stands between a
                 # sandbox and the API port on the gateway and uplink addresses.
@@ -791,3 +792,66 @@ def test_restart_keeps_network_and_restores_rules(lab):
                 assert res[k] == "open" and res[f"tcp {INTERNET} 443"] != "open", res
         finally:
                 lab.delete(sid)
+
+
+def nft_elements(lab, kind, name, family):
+        """Elements of an nft set or map in D, one string each."""
+        out = lab.nft("-j", "list", kind, family, "warren", name)
+        for obj in json.loads(out)["nftables"]:
+                body = obj.get(kind)
+                if body:
+                        return [json.dumps(e) for e in body.get("elem", [])]
+        return []
+
+
+def test_warm_pool_hands_out_egress_sandboxes(lab):
+        """With the warm pool on, egress sandboxes are pooled with their uplink but no policy
+        (they forward nothing while they wait); a hand-out writes the tenant's policy."""
+        lab.stop_daemon()
+        ids = []
+        try:
+                lab.start_daemon({"WARM_POOL_ENABLED": "true", "WARM_POOL_SIZE": "2"})
+                # earlier tests' sandboxes are gone (their rules are removed in the background)
+                wh.wait_until(lambda: not nft_elements(lab, "map", "sandboxes", "inet") and
+                              not nft_elements(lab, "set", "ports", "bridge"), 30,
+                              what="earlier sandboxes' rules to go")
+                pol = {"allow": [{"ports": [8080], "protocol": "tcp"}]}
+                first = lab.create(network="egress", network_policy=pol)
+                ids.append(first["sandbox_id"])
+                assert first["startup_metrics"]["pool_hit"] is False  # a miss registers it
+
+                def egress_ready():
+                        st, p = lab.request("GET", "/api/v1/pool")
+                        assert st == 200, p
+                        return [c for c in p["classes"] if c["network"] == "egress" and
+                                c["ready"] >= 2]
+                wh.wait_until(egress_ready, 90, what="two pooled egress sandboxes")
+                # the pooled ones have their ports but no entry in the policy map
+                assert len(nft_elements(lab, "map", "sandboxes", "inet")) == 1
+                assert len(nft_elements(lab, "set", "ports", "bridge")) >= 3
+
+                b = lab.create(network="egress", network_policy=pol)
+                ids.append(b["sandbox_id"])
+                assert b["startup_metrics"]["pool_hit"] is True, b
+                assert b["network"] == "egress"
+                assert b["network_policy"]["allow"] == [{"cidr": "0.0.0.0/0", "protocol": "tcp",
+                                                         "ports": [8080]}]
+                assert b["network_address"] in lab.nft("list", "map", "inet", "warren",
+                                                       "sandboxes")
+                res = lab.probe(b["sandbox_id"], [("tcp", INTERNET, 8080), ("tcp", INTERNET, 443),
+                                                  ("tcp", PRIVATE, 8080)])
+                assert res == {f"tcp {INTERNET} 8080": "open", f"tcp {INTERNET} 443": "timeout",
+                               f"tcp {PRIVATE} 8080": "timeout"}, res
+                out = lab.sh(b["sandbox_id"], "cat /etc/resolv.conf")
+                assert f"nameserver {RESOLVER}" in out["stdout"]
+                # a network-none create is never served an egress sandbox
+                n = lab.create(network="none")
+                ids.append(n["sandbox_id"])
+                assert n["network"] == "none"
+                assert lab.sh(n["sandbox_id"], "ls /sys/class/net")["stdout"].split() == ["lo"]
+        finally:
+                for sid in ids:
+                        lab.delete(sid)
+                # back to the module's daemon: the pool off, its sandboxes removed on start
+                lab.stop_daemon()
+                lab.start_daemon()
