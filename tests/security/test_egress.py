@@ -493,6 +493,21 @@ def test_policy_change_takes_effect(lab, egress):
         res = lab.probe(egress, [t443, t8080])
         assert res[k443] == "open" and res[k8080] != "open", res
 
+        # A flow already open (conntrack: established) is cut too: packets are checked one by
+        # one. The same UDP 5-tuple (fixed source port) before and after a deny.
+        flow = ("import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+                "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+                "s.bind(('0.0.0.0',40053));s.settimeout(1.5)\n"
+                f"s.sendto(b'q',('{INTERNET}',53))\n"
+                "try:\n print(s.recv(64).decode())\nexcept OSError as e:\n print('none')\n")
+        assert lab.run_code(egress, flow)["stdout"].startswith("answer"), "control"
+        status, body = lab.patch(egress, {"deny": [{"cidr": f"{INTERNET}/32", "ports": [53]}]})
+        assert status == 200, body
+        assert lab.run_code(egress, flow)["stdout"].strip() == "none"
+        status, body = lab.patch(egress, {"deny": []})
+        assert status == 200, body
+        assert lab.run_code(egress, flow)["stdout"].startswith("answer")
+
         status, body = lab.patch(egress, {"allow": [{"cidr": "203.0.113.0/24", "ports": [8080],
                                                      "protocol": "tcp"}]})
         assert status == 200, body
