@@ -93,9 +93,10 @@ int rt_net_attach(const char *id, pid_t init_pid, uint64_t starttime, uint32_t a
                   const struct rt_net_policy *policy, char err[RT_ERR_LEN]);
 
 /* Replace the policy of a sandbox that has an uplink (one transaction: no packet sees a
- * half-written chain). replace: it has a chain to rewrite (a policy change, a restart); it
- * is re-created if missing (the ruleset was flushed meanwhile), at the price of a failed
- * transaction (7-19 ms here). !replace: it has none yet (a warm-pool sandbox handed out),
+ * half-written chain). replace: it has a chain to rewrite (a policy change, a restart): a
+ * transaction that removes rules, which the kernel makes wait 7-19 ms here (CPU idle); it
+ * is re-created if missing (the ruleset was flushed meanwhile), after a failed transaction
+ * (as slow). !replace: it has none yet (a warm-pool sandbox handed out),
  * the chain is written in one transaction without removals (0.3-0.4 ms). -ESRCH, changing
  * nothing, if warren-init is no longer the process given: a sandbox being stopped never
  * gets its rules back. */
