@@ -1397,7 +1397,8 @@ int mgr_adopt(struct manager *m)
                          * is alive and was ready (it joins the ready list on HELLO, as a new
                          * one would); otherwise it goes. */
                         struct pool_class *pc = NULL;
-                        if (m->pool_enabled && alive && !strcmp(rec->status, "pooled")) {
+                        if (m->pool_enabled && alive && !strcmp(rec->status, "pooled") &&
+                            (!sb->net_addr || m->app->cfg.network_egress)) {
                                 pc = class_find(m, rec->template, (uint64_t)rec->cpu_millis,
                                                 (uint64_t)rec->memory_bytes,
                                                 (uint64_t)rec->disk_bytes, sb->net_addr != 0);
