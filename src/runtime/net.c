@@ -213,12 +213,24 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
 
 /* Run an nftables script as one transaction. On failure the first line of libnftables'
  * message goes into err; -EEXIST when it says an object exists, -ENOENT when one is
- * missing, else -EIO. */
-static int nft_run(const char *script, char err[RT_ERR_LEN])
+ * missing, else -EIO. With owner set (pid > 0), the script runs only if that warren-init
+ * is still alive (-ESRCH otherwise), checked under the lock every change takes: a detach,
+ * which runs once the sandbox is dead, can then never be followed by a late rewrite that
+ * would bring its rules back. */
+struct owner {
+        pid_t pid;
+        uint64_t starttime;
+};
+
+static int nft_run_as(const char *script, const struct owner *owner, char err[RT_ERR_LEN])
 {
         int r = 0;
 
         pthread_mutex_lock(&nft_lock);
+        if (owner && owner->pid > 0 && !rt_sandbox_alive(owner->pid, owner->starttime)) {
+                pthread_mutex_unlock(&nft_lock);
+                return errf(err, -ESRCH, "the sandbox is not running");
+        }
         struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
         if (!ctx) {
                 pthread_mutex_unlock(&nft_lock);
@@ -242,6 +254,11 @@ static int nft_run(const char *script, char err[RT_ERR_LEN])
         nft_ctx_free(ctx);
         pthread_mutex_unlock(&nft_lock);
         return r;
+}
+
+static int nft_run(const char *script, char err[RT_ERR_LEN])
+{
+        return nft_run_as(script, NULL, err);
 }
 
 /* The base tables and chains (see net.h), rewritten in one transaction. */
@@ -430,7 +447,7 @@ static void emit_sandbox(struct sbuf *b, const char *id, uint32_t addr,
  * address left by another sandbox (a crash between a stop and its cleanup) makes the map
  * refuse ours: it is removed and the transaction retried once. */
 static int nft_sandbox(const char *id, uint32_t addr, const struct rt_net_policy *p, bool create,
-                       char err[RT_ERR_LEN])
+                       const struct owner *owner, char err[RT_ERR_LEN])
 {
         struct sbuf b = { 0 };
         char ip[INET_ADDRSTRLEN], stale[128];
@@ -438,7 +455,8 @@ static int nft_sandbox(const char *id, uint32_t addr, const struct rt_net_policy
 
         if (!create) {
                 emit_sandbox(&b, id, addr, p, false);
-                r = b.err ? errf(err, b.err, "building the sandbox's rules") : nft_run(b.s, err);
+                r = b.err ? errf(err, b.err, "building the sandbox's rules")
+                          : nft_run_as(b.s, owner, err);
                 free(b.s);
                 if (r != -ENOENT)
                         return r;
@@ -449,13 +467,13 @@ static int nft_sandbox(const char *id, uint32_t addr, const struct rt_net_policy
                 free(b.s);
                 return errf(err, b.err, "building the sandbox's rules");
         }
-        r = nft_run(b.s, err);
+        r = nft_run_as(b.s, owner, err);
         if (r == -EEXIST) {
                 fmt_ip4(addr, ip);
                 snprintf(stale, sizeof(stale), "delete element inet warren sandboxes { %s }\n",
                          ip);
                 if (nft_run(stale, NULL) == 0)
-                        r = nft_run(b.s, err);
+                        r = nft_run_as(b.s, owner, err);
         }
         free(b.s);
         return r;
@@ -876,8 +894,9 @@ int rt_net_attach(const char *id, pid_t init_pid, uint64_t starttime, uint32_t a
         /* Rules first: the sandbox's port forwards nothing until they exist. Without a
          * policy (a warm-pool sandbox) only the port's entry is written: with no chain and
          * no map entry nothing it sends is forwarded until rt_net_apply. */
+        struct owner owner = { init_pid, starttime };
         if (policy) {
-                r = nft_sandbox(id, addr, policy, true, err);
+                r = nft_sandbox(id, addr, policy, true, &owner, err);
         } else {
                 char script[256], ifn[IFNAMSIZ], ip[INET_ADDRSTRLEN], macs[18];
                 uint8_t mac[6];
@@ -887,7 +906,7 @@ int rt_net_attach(const char *id, pid_t init_pid, uint64_t starttime, uint32_t a
                 fmt_mac(mac, macs);
                 snprintf(script, sizeof(script),
                          "add element bridge warren ports { \"%s\" . %s . %s }\n", ifn, macs, ip);
-                r = nft_run(script, err);
+                r = nft_run_as(script, &owner, err);
         }
         if (r < 0)
                 return r;
@@ -919,22 +938,19 @@ fail_nft:
 int rt_net_apply(const char *id, pid_t init_pid, uint64_t starttime, uint32_t addr,
                  const struct rt_net_policy *policy, bool replace, char err[RT_ERR_LEN])
 {
-        char path[64];
+        struct owner owner = { init_pid, starttime };
         int r;
 
         if (!id || !*id || !addr_ok(addr))
                 return errf(err, -EINVAL, "bad sandbox id or address");
+        if (init_pid <= 0)
+                return errf(err, -ESRCH, "sandbox %s is not running", id);
         r = rt_net_init(err);
         if (r < 0)
                 return r;
-        /* The namespace fd pins nothing we rely on; it only proves, with the start time
-         * read after it, that this warren-init is the live one. A stop kills it before it
-         * detaches, so an apply that races a stop finds it dead and writes nothing. */
-        snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)init_pid);
-        cleanup_close int nsfd = init_pid > 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-        if (nsfd < 0 || util_proc_starttime(init_pid) != starttime)
-                return errf(err, -ESRCH, "sandbox %s is not running", id);
-        return nft_sandbox(id, addr, policy, !replace, err);
+        /* Liveness is checked under the nftables lock (nft_run_as): a stop kills
+         * warren-init before it detaches, so an apply that races a stop writes nothing. */
+        return nft_sandbox(id, addr, policy, !replace, &owner, err);
 }
 
 int rt_net_detach(const char *id, uint32_t addr, char err[RT_ERR_LEN])
