@@ -24,9 +24,10 @@ import bench_create  # noqa: E402
 import bench_density  # noqa: E402
 import bench_exec  # noqa: E402
 import bench_io  # noqa: E402
+import bench_uplink  # noqa: E402
 from wlib import Daemon, GiB, MiB, meminfo, summary, wait_pool_full, wait_teardown  # noqa: E402
 
-SECTIONS = ("cold", "exec", "burst", "density", "warm", "files", "conns")
+SECTIONS = ("cold", "exec", "burst", "density", "warm", "files", "conns", "uplink")
 NA = None
 
 
@@ -144,8 +145,6 @@ def run_cold(a, rep, body):
                         if o["pool_hits"]:
                                 rep.val("cold_pool_hits", "pool hits with the pool off",
                                         o["pool_hits"], "", note="unexpected")
-                        rep.na("create_uplink", "create with network uplink (egress)",
-                               "n/a (no uplink yet)")
                         wait_teardown(d, 120)
                         rep.section("2. time to first output, cold")
                         for key, cmd, exp in (("echo", ["echo", "hi"], "hi"),
@@ -327,6 +326,41 @@ def run_warm(a, rep, body):
                 d.stop()
 
 
+def run_uplink(a, rep, body):
+        rep.section("8. network uplink (egress), daemon in its own network namespace")
+        ns, d = bench_uplink.start(a.bin_dir, a.tmp_dir)
+        try:
+                bench_uplink.creates(d, 3, body)  # warm-up: the first one makes the bridge
+                wait_teardown(d, 60)
+                o = bench_uplink.creates(d, a.samples, body)
+                rep.raw["uplink"] = o
+                rep.lat("create_uplink_ms", "create with network egress (uplink)", o["egress"])
+                rep.lat("create_uplink_none_ms", "  the same daemon, network none, interleaved",
+                        o["none"])
+                rep.lat("create_uplink_net_ms", "  server net_ms (veth, addresses, rules)",
+                        o["net_ms"])
+                rep.lat("delete_uplink_ms", "  delete of an egress sandbox, client side",
+                        o["delete_egress"])
+                wait_teardown(d, 120)
+                xs = bench_uplink.policy_changes(d, a.samples)
+                rep.raw["uplink_patch"] = xs
+                rep.lat("uplink_patch_ms", "PATCH /network (policy change) round trip", xs)
+                d.stop()
+                d = bench_uplink.start_pooled(a.bin_dir, ns, a.pool_size, a.tmp_dir)
+                o = bench_uplink.warm(d, a.samples, a.warm_pace_ms)
+                rep.raw["uplink_warm"] = o
+                if o["hit"]:
+                        rep.lat("create_uplink_warm_ms", "create with network egress, warm pool "
+                                "hit", o["hit"])
+                        rep.lat("create_uplink_warm_server_ms", "  server total_ms (hits)",
+                                o["server_total_hit"])
+                rep.val("uplink_warm_hit_rate", "  pool hit rate (paced egress creates)",
+                        100.0 * len(o["hit"]) / max(1, len(o["hit"]) + len(o["miss"])), "%")
+        finally:
+                d.stop()
+                ns.close()
+
+
 def run_io(a, rep):
         d = Daemon(a.bin_dir, "io", {"WARM_POOL_ENABLED": "false"}, tmp_dir=a.tmp_dir).start()
         try:
@@ -423,6 +457,8 @@ def main():
                 run_warm(a, rep, body)
         if a.sections & {"files", "conns"}:
                 run_io(a, rep)
+        if "uplink" in a.sections:
+                run_uplink(a, rep, body)
         rep.raw["seconds"] = time.monotonic() - t0
         rep.raw["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
         rep.print()

@@ -54,21 +54,42 @@ class HTTPError(Exception):
                 self.body = body
 
 
+class UnixHTTPConnection(http.client.HTTPConnection):
+        """http.client over a unix socket (DATA_DIR/warren.sock): reaches a daemon that runs in
+        another network namespace."""
+
+        def __init__(self, path, timeout):
+                super().__init__("localhost", timeout=timeout)
+                self.unix_path = path
+
+        def connect(self):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.settimeout(self.timeout)
+                s.connect(self.unix_path)
+                self.sock = s
+
+
 class Client:
         """One keep-alive HTTP/1.1 connection to the daemon (http.client, TCP_NODELAY).
         Not thread-safe: one Client per thread."""
 
-        def __init__(self, port, key, timeout=120):
+        def __init__(self, port, key, timeout=120, unix_path=None):
                 self.port = port
                 self.key = key
                 self.timeout = timeout
+                self.unix_path = unix_path  # talk over the daemon's unix socket instead
                 self.conn = None
 
         def connect(self):
                 if self.conn is None:
-                        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
-                        c.connect()
-                        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                        if self.unix_path:
+                                c = UnixHTTPConnection(self.unix_path, self.timeout)
+                                c.connect()
+                        else:
+                                c = http.client.HTTPConnection("127.0.0.1", self.port,
+                                                               timeout=self.timeout)
+                                c.connect()
+                                c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                         self.conn = c
                 return self.conn
 
@@ -136,7 +157,7 @@ class Client:
 class Daemon:
         """One warrend on 127.0.0.1 (any port) with its own temporary data dir."""
 
-        def __init__(self, bin_dir, name, env=None, keep_dir=False, tmp_dir=None):
+        def __init__(self, bin_dir, name, env=None, keep_dir=False, tmp_dir=None, netns=None):
                 self.bin_dir = os.path.abspath(bin_dir)
                 self.name = name
                 self.root = tempfile.mkdtemp(prefix=f"warren-bench-{name}-")
@@ -155,12 +176,18 @@ class Daemon:
                 self.proc = None
                 self.port = None
                 self.keep_dir = keep_dir
+                # a network namespace (name under /run/netns) to run in; the client then
+                # talks over the unix socket
+                self.netns = netns
+                self.unix_path = os.path.join(self.data, "warren.sock") if netns else None
 
         def start(self, timeout=60):
                 port_file = os.path.join(self.data, "port")
                 log = open(self.log_path, "ab")
                 argv = [os.path.join(self.bin_dir, "warrend"), "--listen", "127.0.0.1:0",
                         "--data-dir", self.data, "--port-file", port_file]
+                if self.netns:  # only the network namespace changes (nsenter execs warrend)
+                        argv = ["nsenter", f"--net=/run/netns/{self.netns}"] + argv
                 self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
                                              stderr=subprocess.STDOUT, env=self.env,
                                              start_new_session=True, close_fds=True)
@@ -176,7 +203,8 @@ class Daemon:
                                 txt = ""
                         if txt.isdigit() and int(txt) > 0:
                                 try:
-                                        Client(int(txt), self.key, timeout=2).health()
+                                        Client(int(txt), self.key, timeout=2,
+                                               unix_path=self.unix_path).health()
                                         self.port = int(txt)
                                         return self
                                 except (OSError, HTTPError, http.client.HTTPException):
@@ -188,7 +216,7 @@ class Daemon:
                         time.sleep(0.05)
 
         def client(self, timeout=120):
-                return Client(self.port, self.key, timeout)
+                return Client(self.port, self.key, timeout, unix_path=self.unix_path)
 
         def log_tail(self, n=3000):
                 try:

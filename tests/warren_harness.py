@@ -34,6 +34,10 @@ DEFAULT_ENV = {
         # Test-only lower bound for timeout_seconds (default 60), so that the sandbox-timeout
         # and expiry-while-down tests finish in seconds.
         "WARREN_MIN_TIMEOUT": "1",
+        # These daemons run in the host's network namespace: they must never give a sandbox
+        # an uplink (tests/security/test_egress.py runs its own daemon in a namespace whose
+        # only uplink leads to test hosts).
+        "NETWORK_EGRESS": "false",
 }
 MiB = 1 << 20
 

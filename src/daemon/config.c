@@ -95,6 +95,8 @@ static const struct knob {
           "job records (with their logs) kept per sandbox; the oldest ended go first" },
         { "JWT_TTL", K_INT, "3600", offsetof(struct config, jwt_ttl_s),
           "longest lifetime in seconds of a JWT from POST /api/v1/auth/token (60-86400)" },
+        { "NETWORK_EGRESS", K_BOOL, "true", offsetof(struct config, network_egress),
+          "offer network: egress (a NATed uplink; see docs/security.md)" },
 };
 
 void config_usage(FILE *f)
@@ -131,7 +133,11 @@ void config_usage(FILE *f)
                 "                       key of the operator's organisation) or closed\n"
                 "                       (admin-only)\n"
                 "  JWT_SECRET           HS256 secret for JWTs, 32-256 bytes (default: a random\n"
-                "                       one kept in DATA_DIR/jwt.key, mode 0600)\n");
+                "                       one kept in DATA_DIR/jwt.key, mode 0600)\n"
+                "  NETWORK_SUBNET       IPv4 subnet of egress sandboxes (10.88.0.0/16)\n"
+                "  NETWORK_BRIDGE       host bridge of egress sandboxes (warren0)\n"
+                "  NETWORK_DNS          their resolvers: host (the host's resolv.conf), none,\n"
+                "                       or up to 3 IPv4 addresses, comma-separated (host)\n");
         for (size_t i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++)
                 fprintf(f, "  %-21s%s (%s)\n", knobs[i].env, knobs[i].help, knobs[i].def);
 }
@@ -249,6 +255,14 @@ int config_load(struct config *cfg, int argc, char **argv, int *ret_argi)
                 fprintf(stderr, "warrend: JWT_TTL must be 60-86400 seconds\n");
                 return -EINVAL;
         }
+        if (set_str(cfg->network_subnet, sizeof(cfg->network_subnet),
+                    (v = getenv("NETWORK_SUBNET")) && *v ? v : "10.88.0.0/16",
+                    "NETWORK_SUBNET") < 0 ||
+            set_str(cfg->network_bridge, sizeof(cfg->network_bridge),
+                    (v = getenv("NETWORK_BRIDGE")) && *v ? v : "warren0", "NETWORK_BRIDGE") < 0 ||
+            set_str(cfg->network_dns, sizeof(cfg->network_dns),
+                    (v = getenv("NETWORK_DNS")) && *v ? v : "host", "NETWORK_DNS") < 0)
+                return -EINVAL;
 
         optind = 1;
         while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {

@@ -51,6 +51,10 @@ struct config {
         char registration[16];         /* REGISTRATION: open, admin-only (default) or closed */
         char jwt_secret[257];          /* JWT_SECRET (32-256 bytes); "" = DATA_DIR/jwt.key */
         int64_t jwt_ttl_s;             /* JWT_TTL (3600): longest JWT lifetime, seconds */
+        int64_t network_egress;        /* NETWORK_EGRESS (true): `network: egress` is offered */
+        char network_subnet[32];       /* NETWORK_SUBNET (10.88.0.0/16): sandbox addresses */
+        char network_bridge[16];       /* NETWORK_BRIDGE (warren0): the host bridge */
+        char network_dns[128];         /* NETWORK_DNS (host): host, none or IPv4 list */
 };
 
 /* Fill cfg from argv and the environment. Returns 0, 1 if --help/--version was printed (exit

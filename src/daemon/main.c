@@ -20,6 +20,7 @@
 #include "identity.h"
 #include "manager.h"
 #include "quota.h"
+#include "netpolicy.h"
 #include "runtime.h"
 #include "secrets.h"
 #include "util.h"
@@ -176,6 +177,16 @@ int main(int argc, char **argv)
         r = rt_init(&rtc, err);
         if (r < 0) {
                 fprintf(stderr, "warrend: runtime setup failed: %s (%s)\n", err, strerror(-r));
+                return 1;
+        }
+        /* The uplink settings are checked now; nothing is made on the host until a sandbox
+         * asks for egress. They are set even with NETWORK_EGRESS=false, so that sandboxes
+         * made before keep their rules until they stop. */
+        struct rt_net_config ncfg;
+        char nerr[NETPOLICY_ERR_LEN];
+        if (netpolicy_config(&app.cfg, "/etc/resolv.conf", &ncfg, nerr, sizeof(nerr)) < 0 ||
+            rt_net_configure(&ncfg) < 0) {
+                fprintf(stderr, "warrend: %s\n", nerr);
                 return 1;
         }
         uint64_t t0 = util_now_ns();

@@ -15,6 +15,7 @@
 
 #include "agent.h"
 #include "app.h"
+#include "net.h"
 #include "runtime.h"
 
 enum sb_state {
@@ -46,6 +47,8 @@ struct sandbox {
                                    * once handed out (or never pooled) */
         bool pool_ready;          /* in pool->ready: running, never used, waiting */
         struct sandbox *pool_next;
+        uint32_t net_addr;        /* uplink address (host byte order); 0: network none */
+        bool net_busy;            /* a policy change is being applied */
 };
 
 /* The organisation that owns warm-pool sandboxes until they are handed out. It has no keys,
@@ -64,6 +67,8 @@ struct mgr_create_args {
                           * or NULL for all of them (secrets.h) */
         const char *template;
         const char *isolation;
+        const struct rt_net_policy *net_policy; /* network egress with this policy (copied);
+                                                 * NULL: network none */
 };
 
 /* Create callback: on success sb_id names the new sandbox and metrics are filled. */
@@ -92,6 +97,12 @@ int mgr_stop(struct manager *m, const char *id, mgr_done_cb cb, void *ud);
  * runs before returning. */
 int mgr_delete(struct manager *m, const char *id, mgr_done_cb cb, void *ud);
 
+/* Replace the egress policy of a running sandbox: applied on the threadpool (one nftables
+ * transaction), then stored; cb reports the outcome. Errors before any work: -ESRCH not
+ * running, -EOPNOTSUPP it has network none, -EBUSY another change is under way. */
+int mgr_net_set(struct manager *m, const char *id, const struct rt_net_policy *policy,
+                mgr_done_cb cb, void *ud);
+
 /* Number of live sandboxes. */
 size_t mgr_live_count(const struct manager *m);
 
@@ -101,6 +112,12 @@ size_t mgr_live_count(const struct manager *m);
  * caller's to check. */
 int mgr_pool_take(struct manager *m, const struct mgr_create_args *args, char *ret_id,
                   size_t id_len);
+/* Warm pool, network egress (args->net_policy set): take a ready egress sandbox of the
+ * class, assign it, and write args->net_policy before cb runs (on the threadpool; cb gets
+ * the sandbox id, or an error after which the sandbox is removed). 0: cb will run; -ENOENT:
+ * a miss, take the cold path (the class is registered for pooling). */
+int mgr_pool_take_egress(struct manager *m, const struct mgr_create_args *args,
+                         mgr_create_cb cb, void *ud);
 /* The pool and teardown state as JSON (GET /api/v1/pool). */
 json_t *mgr_pool_json(struct manager *m);
 

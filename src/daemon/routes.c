@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "identity.h"
 #include "manager.h"
+#include "network.h"
 #include "quantity.h"
 #include "quota.h"
 #include "runtime.h"
@@ -171,12 +172,16 @@ static void create_reply(struct reqctx *c, const char *sb_id, const struct rt_me
         }
         json_t *o = sandbox_to_json(&rec);
         store_sandbox_clear(&rec);
+        network_decorate(c->app, o, sb_id);
         json_object_set_new(o, "startup_metrics",
                             json_pack("{s:f, s:f, s:f, s:f, s:b, s:b}", "total_ms",
                                       metrics->total_ms, "disk_ms", metrics->disk_ms,
                                       "cgroup_ms", metrics->cgroup_ms, "spawn_ms",
                                       metrics->spawn_ms, "pool_hit", pool_hit, "disk_pooled",
                                       metrics->disk_pooled));
+        if (metrics->net_ms > 0)
+                json_object_set_new(json_object_get(o, "startup_metrics"), "net_ms",
+                                    json_real(metrics->net_ms));
         reply_json(c, 201, o);
 }
 
@@ -197,6 +202,22 @@ static void create_cb(void *ud, int err, const char *msg, const char *sb_id,
         create_reply(c, sb_id, metrics, false);
 }
 
+/* A pooled egress sandbox was handed out and its policy written. */
+static void create_pool_cb(void *ud, int err, const char *msg, const char *sb_id,
+                           const struct rt_metrics *metrics)
+{
+        struct reqctx *c = ud;
+
+        if (err < 0) {
+                reply_error(c, 500, "internal", "sandbox could not be started: %s",
+                            msg ? msg : strerror(-err));
+                return;
+        }
+        struct rt_metrics m = *metrics;
+        m.total_ms = util_ms_since(c->req->started_ns);
+        create_reply(c, sb_id, &m, true);
+}
+
 static void handle_create(struct reqctx *c)
 {
         const struct config *cfg = &c->app->cfg;
@@ -210,6 +231,7 @@ static void handle_create(struct reqctx *c)
                 .isolation = "container",
         };
         const char *cpus = NULL, *memory = NULL, *disk = NULL, *network = NULL;
+        struct rt_net_policy *net_policy = NULL;
         json_t *body = parse_body(c, false);
         json_t *v;
         int r;
@@ -283,13 +305,9 @@ static void handle_create(struct reqctx *c)
                             a.isolation);
                 goto out;
         }
-        if (network && strcmp(network, "none") != 0) {
-                reply_error(c, 400, "invalid_request",
-                            "network: \"%.64s\" is not available on this server (available: "
-                            "none)",
-                            network);
+        if (network_create_fields(c, body, network, &net_policy) < 0)
                 goto out;
-        }
+        a.net_policy = net_policy;
         if (strlen(a.template) > 64 || !rt_template_exists(a.template)) {
                 reply_error(c, 400, "invalid_request", "template: no template named \"%.64s\"",
                             a.template);
@@ -306,6 +324,8 @@ static void handle_create(struct reqctx *c)
                 create_reply(c, pooled_id, &pm, true);
                 goto out;
         }
+        if (a.net_policy && mgr_pool_take_egress(c->app->mgr, &a, create_pool_cb, c) == 0)
+                goto out;
         r = mgr_create(c->app->mgr, &a, create_cb, c);
         if (r == -EUSERS)
                 reply_error(c, 429, "quota_exceeded",
@@ -317,6 +337,7 @@ static void handle_create(struct reqctx *c)
         else if (r < 0)
                 reply_errno(c, r, "create");
 out:
+        free(net_policy);
         json_decref(body);
 }
 
@@ -338,6 +359,7 @@ static void handle_get(struct reqctx *c, const char *id, bool status_only)
                               "expires_at", json_time(rec.expires_at));
         } else {
                 o = sandbox_to_json(&rec);
+                network_decorate(c->app, o, id);
                 uint64_t mem, pids;
                 if (strcmp(rec.status, "running") == 0 && rt_sandbox_usage(id, &mem, &pids) == 0)
                         json_object_set_new(o, "usage",
@@ -348,9 +370,17 @@ static void handle_get(struct reqctx *c, const char *id, bool status_only)
         reply_json(c, 200, o);
 }
 
+struct list_ctx {
+        struct app *app;
+        json_t *arr;
+};
+
 static int list_cb(const struct store_sandbox *sb, void *ud)
 {
-        return json_array_append_new(ud, sandbox_to_json(sb)) == 0 ? 0 : -ENOMEM;
+        struct list_ctx *l = ud;
+        json_t *o = sandbox_to_json(sb);
+        network_decorate(l->app, o, sb->id);
+        return json_array_append_new(l->arr, o) == 0 ? 0 : -ENOMEM;
 }
 
 /* Parse an integer query parameter within [lo, hi]; def if missing. */
@@ -394,7 +424,8 @@ static void handle_list(struct reqctx *c)
             query_int(c, "offset", 0, 0, INT64_MAX / 2, &offset) < 0)
                 return;
         json_t *arr = json_array();
-        r = store_sandbox_list(c->app->store, c->org_id, status, limit, offset, list_cb, arr,
+        struct list_ctx lc = { .app = c->app, .arr = arr };
+        r = store_sandbox_list(c->app->store, c->org_id, status, limit, offset, list_cb, &lc,
                                &total);
         if (r < 0) {
                 json_decref(arr);
@@ -632,6 +663,8 @@ void routes_on_request(struct http_req *req, void *ud)
                      (rest[10] == '\0' || rest[10] == '/')) ||
                     strcmp(rest, "/terminals") == 0)
                         return processes_route(c, id, rest);
+                if (strcmp(rest, "/network") == 0)
+                        return network_route(c, id);
                 if (m == HTTP_M_PUT && strcmp(rest, "/files/upload") == 0)
                         return files_upload_complete(c);
                 if (strncmp(rest, "/files", 6) == 0 && (rest[6] == '\0' || rest[6] == '/'))

@@ -62,6 +62,7 @@ struct rt_metrics {
         double disk_ms;   /* disk image + filesystem */
         double cgroup_ms; /* cgroup creation and limits */
         double spawn_ms;  /* clone + namespaces + mounts until warren-init answers HELLO */
+        double net_ms;    /* the uplink (veth, addresses, rules; network egress only, net.h) */
         double total_ms;
         bool disk_pooled; /* the disk was a ready image from the pool (no mke2fs) */
 };

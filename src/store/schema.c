@@ -162,11 +162,25 @@ static const char migration_3[] =
         "CREATE INDEX magic_links_key ON magic_links (key_id);"
         "CREATE INDEX magic_links_expires ON magic_links (expires_at);";
 
+/* Network uplinks (`network: egress`): one row per sandbox that has one. addr is the
+ * sandbox's IPv4 address (host byte order) while it runs, NULL once stopped so the address
+ * can go to another sandbox; policy_json is the canonical egress policy. */
+static const char migration_5[] =
+        "CREATE TABLE sandbox_net ("
+        "  sandbox_id  TEXT PRIMARY KEY NOT NULL REFERENCES sandboxes(id) ON DELETE CASCADE,"
+        "  mode        TEXT NOT NULL,"
+        "  addr        INTEGER CHECK (addr IS NULL OR (addr > 0 AND addr <= 4294967295)),"
+        "  policy_json TEXT NOT NULL"
+        ") STRICT;"
+        /* Two running sandboxes with one address would receive each other's traffic. */
+        "CREATE UNIQUE INDEX sandbox_net_addr ON sandbox_net (addr) WHERE addr IS NOT NULL;";
+
 const struct store_migration store_migrations[] = {
         { 1, migration_1 },
         { 2, migration_2 },
         { 3, migration_3 },
         { 4, migration_4 },
+        { 5, migration_5 },
 };
 
 const size_t store_n_migrations = sizeof(store_migrations) / sizeof(store_migrations[0]);

@@ -123,7 +123,7 @@ static void test_open_migrate_reopen(void **state)
                                             -1, &s, NULL),
                          SQLITE_OK);
         assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-        /* One row per migration, the newest last. */
+        /* one row per migration, the newest last (versions may have gaps) */
         assert_int_equal(sqlite3_column_int(s, 0), (int)store_n_migrations);
         assert_int_equal(sqlite3_column_int(s, 1),
                          store_migrations[store_n_migrations - 1].version);
