@@ -295,7 +295,7 @@ void attach_start(struct reqctx *c, const char *id, const struct store_job *rec)
         struct log_range rg;
         uint64_t first = a->cursor;
         if (jobs_range(a->app, a->p, &a->rec, &rg) == 0 && first < rg.start)
-                first = rg.start;
+                first = a->cursor = rg.start; /* the gap is told once, by this offset */
         if (jobs_range(a->app, a->p, &a->rec, &rg) == 0 && first > rg.end)
                 first = a->cursor = rg.end;
         char jid[32];

@@ -208,6 +208,12 @@ static int scope_check(struct reqctx *c)
                             "a session token cannot stop or delete its sandbox");
                 return -EACCES;
         }
+        /* The egress policy is the owner's control over the sandbox, not its user's. */
+        if (strcmp(rest, "/network") == 0 && m != HTTP_M_GET) {
+                reply_error(c, 403, "forbidden",
+                            "a session token cannot change its sandbox's network policy");
+                return -EACCES;
+        }
         return 0;
 }
 

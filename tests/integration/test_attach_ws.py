@@ -286,3 +286,21 @@ def test_revoking_the_key_closes_its_websockets(server, sandbox):
                 return ctl
         ctl = asyncio.run(go())
         assert ctl[-1]["state"] == "killed"
+
+
+def test_attach_from_an_offset_no_longer_held(daemons):
+        """The log keeps the latest JOB_LOG_MAX bytes: attaching from 0 to an ended job that
+        wrote more starts at the oldest byte held; the gap is told once, by that offset."""
+        d = daemons.start(env={"JOB_LOG_MAX": "4096", "JOB_RING_BYTES": "4096"})
+        sid = d.create(disk="64Mi")
+        j = start(d, sid, command="seq 1 5000")
+        wh.wait_until(lambda: job(d, sid, j["id"])["state"] != "running", 20)
+        whole = "".join(f"{i}\n" for i in range(1, 5001)).encode()
+
+        async def go():
+                async with attach(d, sid, j["id"], since=0) as ws:
+                        return await collect(ws)
+        data, ctl = asyncio.run(go())
+        assert ctl[0]["offset"] == len(whole) - 4096, ctl[0]
+        assert not [m for m in ctl if m["type"] == "dropped"], ctl
+        assert data == whole[-4096:]

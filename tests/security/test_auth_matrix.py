@@ -107,6 +107,9 @@ ROUTES = [
         R("POST", S + "/processes/job_1/resize", "sandbox", json={"cols": 80, "rows": 24}),
         R("GET", S + "/processes/job_1/attach", "sandbox"),
         R("GET", "/ws", "org"),
+        R("GET", S + "/network", "sandbox"),
+        R("PATCH", S + "/network", "sandbox", json={"allow": [{"cidr": "0.0.0.0/0",
+                                                            "ports": [443]}]}, session=False),
 ]
 
 
