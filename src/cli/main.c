@@ -4,7 +4,8 @@
  *   warren [GLOBAL OPTIONS] VERB [OPTIONS] [ARGS]
  *
  * Global options may also follow the verb. Exit status: 0 success, 1 a failed request (the
- * server's error on stderr), 2 a usage error; `exec` exits with the command's status.
+ * server's error on stderr), 2 a usage error; `exec` exits with the command's status, `logs`,
+ * `attach` and `shell` with the job's.
  */
 #include <ctype.h>
 #include <errno.h>
