@@ -394,8 +394,8 @@ def run_stream(a, rep):
                                         sum(r["bytes"] for r in runs) / 1024.0 /
                                         sum(r["requests"] for r in runs))
                         if with_dropped:
-                                note += ", dropped %.1f%%" % (100.0 * sum(r["dropped"] for r in runs)
-                                                              / (len(runs) * size))
+                                lost = sum(r["dropped"] for r in runs)
+                                note += ", dropped %.1f%%" % (100.0 * lost / (len(runs) * size))
                         rep.val(key, name, statistics.median(xs), "MB/s", note=note)
                 row("stream_ws_MBps", "job output, WebSocket attach from 0, live (median)",
                     o["live"])

@@ -409,7 +409,7 @@ static enum outcome run_loop(struct session *s, bool forward_stdin, bool send_eo
                         if (r != 0)
                                 continue; /* closed: the checks at the top decide */
                 }
-                if (stdin_open && (p[2].revents & (POLLIN | POLLHUP | POLLERR))) {
+                if (stdin_open && (p[2].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))) {
                         ssize_t n = read(STDIN_FILENO, buf, STDIN_CHUNK);
                         if (n < 0 && (errno == EINTR || errno == EAGAIN))
                                 continue;
