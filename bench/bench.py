@@ -6,6 +6,8 @@ Runs real warrend daemons on 127.0.0.1 with temporary data dirs:
          round trip and throughput, a burst of 100 creates, density (N idle sandboxes)
   warm   WARM_POOL_ENABLED=true: warm create, time to first output, burst
   io     file transfer, small writes, daemon memory with 1,000 idle connections
+  stream background jobs: output through a WebSocket attach and through long polls,
+         attach latency (open -> attached, stdin -> echo)
 Prints one table (p50 / p90 / p99 / max in ms for latency rows) with the targets of
 shared/TARGETS.md and writes a JSON report. Every loop is bounded in count and time.
 """
@@ -24,10 +26,11 @@ import bench_create  # noqa: E402
 import bench_density  # noqa: E402
 import bench_exec  # noqa: E402
 import bench_io  # noqa: E402
+import bench_stream  # noqa: E402
 import bench_uplink  # noqa: E402
 from wlib import Daemon, GiB, MiB, meminfo, summary, wait_pool_full, wait_teardown  # noqa: E402
 
-SECTIONS = ("cold", "exec", "burst", "density", "warm", "files", "conns", "uplink")
+SECTIONS = ("cold", "exec", "burst", "density", "warm", "files", "conns", "uplink", "stream")
 NA = None
 
 
@@ -403,6 +406,51 @@ def run_io(a, rep):
                 d.stop()
 
 
+def run_stream(a, rep):
+        d = Daemon(a.bin_dir, "stream", {"WARM_POOL_ENABLED": "false"},
+                   tmp_dir=a.tmp_dir).start()
+        try:
+                import statistics
+                c = d.client()
+                sid = c.create()["sandbox_id"]
+                c.close()
+                size = a.stream_mib * MiB
+                rep.section(f"8. streaming background jobs: `yes | head -c {a.stream_mib}M`, "
+                            "one client")
+                o = bench_stream.ws_throughput(d, sid, size, a.stream_reps)
+                rep.raw["stream_ws"] = o
+
+                def row(key, name, runs, with_dropped=True):
+                        xs = [r["MBps"] for r in runs]
+                        note = f"n {len(xs)}, min {min(xs):.0f} max {max(xs):.0f}"
+                        if runs and "requests" in runs[0]:
+                                note += ", %.0f KiB/request" % (
+                                        sum(r["bytes"] for r in runs) / 1024.0 /
+                                        sum(r["requests"] for r in runs))
+                        if with_dropped:
+                                lost = sum(r["dropped"] for r in runs)
+                                note += ", dropped %.1f%%" % (100.0 * lost / (len(runs) * size))
+                        rep.val(key, name, statistics.median(xs), "MB/s", note=note)
+                row("stream_ws_MBps", "job output, WebSocket attach from 0, live (median)",
+                    o["live"])
+                row("stream_ws_replay_MBps", "  replay of the ended job's held 16 MiB log",
+                    o["replay"], with_dropped=False)
+                o = bench_stream.poll_throughput(d, sid, size, a.stream_reps)
+                rep.raw["stream_poll"] = o
+                row("stream_poll_MBps", "job output, long-poll GET output (4 MiB/request)", o)
+                rep.section("9. attach latency (WebSocket)")
+                o = bench_stream.attach_latency(d, sid, a.samples)
+                rep.raw["attach_latency"] = o
+                rep.lat("attach_open_ms", "WebSocket connect -> \"attached\" (running job)",
+                        o["open"])
+                rep.lat("attach_echo_pipe_ms", "stdin frame -> echo, `cat` on a pipe",
+                        o["echo_pipe"])
+                rep.lat("attach_echo_pty_ms", "stdin frame -> echo, `cat` on a PTY",
+                        o["echo_pty"])
+        finally:
+                d.stop()
+
+
 def main():
         ap = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -418,6 +466,10 @@ def main():
         ap.add_argument("--warm-pace-ms", type=float, default=50.0,
                         help="least interval between warm creates (they also wait, at most 2 s, "
                         "until the pool is full again)")
+        ap.add_argument("--stream-mib", type=int, default=512,
+                        help="MiB each streaming job writes (default 512; --quick 64)")
+        ap.add_argument("--stream-reps", type=int, default=3,
+                        help="runs per streaming throughput row (default 3)")
         ap.add_argument("--tmp-dir", help="where the daemons' temporary data dirs go "
                         "(default: $TMPDIR or /tmp)")
         a = ap.parse_args()
@@ -429,6 +481,8 @@ def main():
         a.seconds = 2.0 if a.quick else 5.0
         a.file_reps = 5
         a.conns = 1000
+        if a.quick and a.stream_mib == 512:
+                a.stream_mib = 64
         a.fill_threads = 4
         a.density_time = 300 if a.quick else 1500
         a.density_steps = [int(x) for x in (a.density or ("50" if a.quick else
@@ -459,6 +513,8 @@ def main():
                 run_io(a, rep)
         if "uplink" in a.sections:
                 run_uplink(a, rep, body)
+        if "stream" in a.sections:
+                run_stream(a, rep)
         rep.raw["seconds"] = time.monotonic() - t0
         rep.raw["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
         rep.print()

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Warren benchmark suite ("Speed at scale"): starts real warrend daemons (release build) on
 # 127.0.0.1 with temporary data dirs and measures create (cold, warm, bubblewrap side by side),
-# time to first output, exec, burst, density, file transfer and idle connections.
+# time to first output, exec, burst, density, file transfer, idle connections, and the
+# streaming of background jobs (WebSocket attach and long-poll throughput, attach latency).
 # Prints a table and writes bench/results.json. See docs/performance.md.
 #
 # Usage: sudo bench/run.sh [--quick] [--bin-dir DIR] [--only SECTIONS] [--out FILE] [...]
-#   --quick       smoke run: 30 samples per row, density N = 50 (about 2 minutes)
+#   --quick       smoke run: 30 samples per row, density N = 50, 64 MiB streams (about 2 minutes)
+#   --only stream the streaming rows only (bench/bench_stream.py; about 1 minute)
 #   --bin-dir DIR directory holding warrend and warren-init (default build/, built with
 #                 scripts/build.sh release when missing)
 #   other flags go to bench/bench.py (--help lists them)

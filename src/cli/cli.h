@@ -2,7 +2,8 @@
  *
  * The CLI is a thin client of the REST API (docs/api.md): main.c parses the global options
  * and dispatches to one function per verb; http.c owns libcurl; the verbs live in
- * sandbox.c (lifecycle), exec.c (commands) and files.c (files).
+ * sandbox.c (lifecycle), exec.c (commands), files.c (files), jobs.c (background jobs) and
+ * attach.c (WebSocket attach and interactive terminals, over ws_client.c).
  *
  * Verb functions return a process exit status, not -errno: 0 success, 1 a failed request
  * (already reported on stderr), 2 a usage error. Helpers below them follow the project
@@ -177,6 +178,11 @@ int cli_call(struct cli *c, const char *method, const char *path, const json_t *
 int cli_call_lines(struct cli *c, const char *path, const json_t *body,
                    int (*on_line)(void *ud, const char *line, size_t len), void *ud);
 
+/* Fill c->err from an HTTP error answer (status and body, e.g. a refused WebSocket
+ * upgrade): the API's {"error":{"code","message"}} when it is one, else the body's first
+ * line. */
+void cli_set_http_error(struct cli *c, long status, const char *body, size_t len);
+
 /* Release what an answer holds (accepts a zeroed answer). */
 void cli_answer_done(struct cli_answer *a);
 
@@ -188,7 +194,14 @@ int cli_download(struct cli *c, const char *path, int fd);
  * keep the JSON answer in *ret. 0 or -EPROTO with c->err filled. */
 int cli_upload(struct cli *c, const char *path, int fd, uint64_t size, struct cli_answer *ret);
 
-/* ---- verbs (sandbox.c, exec.c, files.c, main.c) ---- */
+/* ---- jobs.c ---- */
+
+/* The exit status a job's end maps to, from a job object or an "exit" message ("state",
+ * "exit_code"): the exit code when it is 0-255, 124 for timed_out, 255 otherwise (a status
+ * outside 0..255, or none). */
+int cli_job_exit_status(const json_t *job);
+
+/* ---- verbs (sandbox.c, exec.c, files.c, jobs.c, attach.c, main.c) ---- */
 
 int verb_create(struct cli *c, int argc, char **argv);
 int verb_ls(struct cli *c, int argc, char **argv);
@@ -207,10 +220,17 @@ int verb_mkdir(struct cli *c, int argc, char **argv);
 int verb_rm_file(struct cli *c, int argc, char **argv);
 int verb_mv(struct cli *c, int argc, char **argv);
 int verb_stat(struct cli *c, int argc, char **argv);
+int verb_ps(struct cli *c, int argc, char **argv);
+int verb_start(struct cli *c, int argc, char **argv);
+int verb_logs(struct cli *c, int argc, char **argv);
+int verb_kill(struct cli *c, int argc, char **argv);
+int verb_attach(struct cli *c, int argc, char **argv);
+int verb_shell(struct cli *c, int argc, char **argv);
 
 /* Help texts, printed by `warren VERB --help` and `warren help VERB`. */
 extern const char help_create[], help_ls[], help_get[], help_status[], help_stop[], help_rm[],
         help_template[], help_health[], help_exec[], help_cp[], help_cat[], help_write[],
-        help_ls_files[], help_mkdir[], help_rm_file[], help_mv[], help_stat[];
+        help_ls_files[], help_mkdir[], help_rm_file[], help_mv[], help_stat[], help_ps[],
+        help_start[], help_logs[], help_kill[], help_attach[], help_shell[];
 
 #endif

@@ -424,9 +424,7 @@ oom:
         return -ENOMEM;
 }
 
-/* Fill c->err from an HTTP error answer: the API's {"error":{"code","message"}} when it is
- * one, otherwise the first line of the body. */
-static void set_http_error(struct cli *c, long status, const char *body, size_t len)
+void cli_set_http_error(struct cli *c, long status, const char *body, size_t len)
 {
         json_t *root = body && len ? json_loadb(body, len, 0, NULL) : NULL;
         json_t *e = root ? json_object_get(root, "error") : NULL;
@@ -491,7 +489,7 @@ static int perform(struct cli *c, struct sink *s, const struct source *src, cons
                 return -EPROTO;
         }
         if (status < 200 || status >= 300) {
-                set_http_error(c, status, s->data, s->len);
+                cli_set_http_error(c, status, s->data, s->len);
                 return -EPROTO;
         }
         *ret_status = status;

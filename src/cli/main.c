@@ -4,7 +4,8 @@
  *   warren [GLOBAL OPTIONS] VERB [OPTIONS] [ARGS]
  *
  * Global options may also follow the verb. Exit status: 0 success, 1 a failed request (the
- * server's error on stderr), 2 a usage error; `exec` exits with the command's status.
+ * server's error on stderr), 2 a usage error; `exec` exits with the command's status, `logs`,
+ * `attach` and `shell` with the job's.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -39,6 +40,12 @@ static const struct verb verbs[] = {
         { "rm-file", verb_rm_file, help_rm_file, "remove a file or directory" },
         { "mv", verb_mv, help_mv, "move or rename a file" },
         { "stat", verb_stat, help_stat, "show a file's metadata" },
+        { "start", verb_start, help_start, "start a background job and print its id" },
+        { "ps", verb_ps, help_ps, "list a sandbox's background jobs" },
+        { "logs", verb_logs, help_logs, "print (or follow) a job's output" },
+        { "attach", verb_attach, help_attach, "attach to a job (output, stdin, terminal)" },
+        { "kill", verb_kill, help_kill, "kill a job or send it a signal" },
+        { "shell", verb_shell, help_shell, "open an interactive shell in a sandbox" },
         { "stop", verb_stop, help_stop, "stop sandboxes (their files stay)" },
         { "rm", verb_rm, help_rm, "delete sandboxes" },
         { "template", verb_template, help_template, "list templates (template ls)" },
@@ -66,7 +73,7 @@ static const char help_trailer[] =
         "\n"
         "Exit status: 0 success, 1 the request failed (the server's error is printed on\n"
         "stderr as `warren: MESSAGE (CODE, HTTP STATUS)`), 2 usage error; `exec` exits\n"
-        "with the command's own status.\n";
+        "with the command's own status, `logs`, `attach` and `shell` with the job's.\n";
 
 /* Print the overall help (verbs and their one-line summaries) to f. */
 static void print_main_help(FILE *f)

@@ -1,10 +1,16 @@
 """The `warren` CLI against a real warrend: every verb, exit statuses, stdout/stderr
 separation, streamed copies checked by checksum, and its error and usage paths."""
+import fcntl
 import hashlib
 import json
 import os
 import re
+import select
+import signal
+import struct
 import subprocess
+import termios
+import time
 
 import pytest
 
@@ -45,7 +51,8 @@ def test_version_and_help(server):
         assert p.returncode == 0 and re.match(rb"^warren \d+\.\d+\.\d+\n$", p.stdout), p
         top = ok(cli(server, "--help"))
         for verb in ("create", "ls", "get", "status", "exec", "cp", "cat", "write", "ls-files",
-                     "mkdir", "rm-file", "mv", "stat", "stop", "rm", "template", "health"):
+                     "mkdir", "rm-file", "mv", "stat", "stop", "rm", "template", "health",
+                     "start", "ps", "logs", "attach", "kill", "shell"):
                 assert re.search(rf"^  {re.escape(verb)} ", top, re.M), f"{verb} not in --help"
                 h = ok(cli(server, verb, "--help"))
                 assert h.startswith(f"Usage: warren {verb}"), h[:200]
@@ -360,6 +367,18 @@ def test_no_key_and_no_server(server):
         ["mv", "sandbox-x", "/a"],
         ["stat", "sandbox-x"],
         ["template", "rm"],
+        ["ps"],
+        ["ps", "--limit", "0", "sandbox-x"],
+        ["start", "sandbox-x"],
+        ["start", "--timeout", "soon", "sandbox-x", "--", "true"],
+        ["logs", "sandbox-x"],
+        ["logs", "--since", "-1", "sandbox-x", "job_1"],
+        ["kill", "sandbox-x"],
+        ["kill", "--signal", "TERM;rm", "sandbox-x", "job_1"],
+        ["attach", "sandbox-x"],
+        ["attach", "--since", "x", "sandbox-x", "job_1"],
+        ["shell"],
+        ["shell", "--env", "NOEQ", "sandbox-x"],
         ["--max-time", "never", "health"],
         ["--url", "ftp://127.0.0.1/", "health"],
 ])
@@ -374,3 +393,330 @@ def test_usage_errors_exit_2(server, args):
 def test_cp_directory_is_refused(server, sandbox, tmp_path):
         p = cli(server, "cp", str(tmp_path), f"{sandbox}:/workspace/x")
         assert p.returncode == 2 and b"director" in p.stderr
+
+
+# ---- background jobs: start, ps, logs, kill, attach, shell ----
+
+def job_json(server, sid, ref):
+        r = server.get(f"/api/v1/sandbox/{sid}/processes/{ref}")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+def wait_job(server, sid, ref, pred=lambda j: j["state"] != "running", timeout=30):
+        return wh.wait_until(lambda: (lambda j: j if pred(j) else None)(job_json(server, sid, ref)),
+                             timeout, what=f"job {ref}")
+
+
+def start_job(server, sid, *args):
+        """`warren start ID ARGS...`; returns the job id it printed."""
+        out = ok(cli(server, "start", sid, *args))
+        assert re.fullmatch(r"job_\d+\n", out), out
+        return out.strip()
+
+
+def test_start_ps_and_logs_exact_bytes(server, sandbox):
+        want = b"a\x00b\xff\xfec\r\n" + bytes(range(256)) + b"done\n"
+        server.write_file(sandbox, "/workspace/bytes.bin", want)
+        jid = start_job(server, sandbox, "--env", "X=1", "--cwd", "/workspace", "--",
+                        "sh", "-c", 'cat bytes.bin; exit 5')
+        j = wait_job(server, sandbox, jid)
+        assert j["state"] == "exited" and j["exit_code"] == 5 and j["pty"] is False
+
+        rows = table(cli(server, "ps", sandbox))
+        assert rows[0] == ["ID", "PID", "STATE", "EXIT", "PTY", "STARTED", "COMMAND"]
+        mine = [r for r in rows[1:] if r[0] == jid]
+        assert len(mine) == 1 and mine[0][2:5] == ["exited", "5", "no"], rows
+        assert mine[0][1] == str(j["pid"]) and mine[0][5] == j["started_at"]
+        assert mine[0][6:] == ["sh", "-c", "'cat", "bytes.bin;", "exit", "5'"], mine
+        listed = json.loads(ok(cli(server, "ps", "--json", sandbox)))
+        assert jid in [x["id"] for x in listed["processes"]]
+
+        # the log byte for byte (base64 on the wire), from 0 and from an offset; an ended
+        # job's logs exit with its exit code
+        p = cli(server, "logs", sandbox, jid)
+        assert p.returncode == 5 and p.stdout == want and p.stderr == b"", p
+        p = cli(server, "logs", "--since", "7", sandbox, jid)
+        assert p.returncode == 5 and p.stdout == want[7:], p
+        p = cli(server, "logs", "--since", str(len(want)), sandbox, jid)
+        assert p.returncode == 5 and p.stdout == b"", p
+        p = cli(server, "logs", "-f", "--since", "99999999", sandbox, jid)
+        assert p.returncode == 5 and p.stdout == b"", p
+        # by pid too
+        assert cli(server, "logs", sandbox, str(j["pid"])).stdout == want
+
+        # newest first, --limit
+        jid2 = start_job(server, sandbox, "--sh", "echo second")
+        rows = table(cli(server, "ps", "--limit", "1", sandbox))
+        assert len(rows) == 2 and rows[1][0] == jid2, rows
+        assert rows[1][6:] == ["echo", "second"]
+        wait_job(server, sandbox, jid2)
+
+        # a command that cannot start still gets a job; start exits 127
+        p = cli(server, "start", sandbox, "--", "/no/such/binary")
+        assert p.returncode == 127 and re.fullmatch(rb"job_\d+\n", p.stdout), p
+        assert b"could not start" in p.stderr
+        # unknown job
+        p = cli(server, "logs", sandbox, "job_999999")
+        assert p.returncode == 1 and b"(not_found, HTTP 404)" in p.stderr
+
+
+def test_start_options_reach_the_job(server, sandbox):
+        jid = start_job(server, sandbox, "-e", "A=x y", "-w", "/tmp", "--user", "root",
+                        "--timeout", "60000", "--max-run-after-disconnect", "300", "--",
+                        "sh", "-c", 'echo "$A|$(pwd)|$(id -u)"')
+        j = wait_job(server, sandbox, jid)
+        assert j["max_run_after_disconnect"] == 300
+        p = cli(server, "logs", sandbox, jid)
+        assert p.returncode == 0 and p.stdout == b"x y|/tmp|0\n", p
+        body = json.loads(ok(cli(server, "start", "--json", "--pty", sandbox, "--", "true")))
+        assert body["pty"] is True and body["id"].startswith("job_")
+        # --timeout: killed at the deadline, logs exits 124 like exec
+        jid = start_job(server, sandbox, "--timeout", "300", "--", "sleep", "30")
+        wait_job(server, sandbox, jid)
+        p = cli(server, "logs", "-f", sandbox, jid)
+        assert p.returncode == 124, p
+
+
+def test_logs_follow_and_snapshot(server, sandbox):
+        jid = start_job(server, sandbox, "--sh",
+                        "echo first; while [ ! -e /tmp/go ]; do sleep 0.05; done; "
+                        "head -c 300000 /dev/zero | tr '\\0' z; echo; echo last; exit 7")
+        wh.wait_until(lambda: b"first" in cli(server, "logs", sandbox, jid).stdout, 20,
+                      what="first line")
+        # without --follow: what the log holds now, exit 0 while the job runs
+        p = cli(server, "logs", sandbox, jid)
+        assert p.returncode == 0 and p.stdout == b"first\n", p
+        follower = subprocess.Popen(
+                [os.path.join(server.bin_dir, "warren"), "logs", "--follow", sandbox, jid],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env={"PATH": "/usr/bin:/bin", "WARREN_URL": server.url,
+                     "WARREN_API_KEY": server.api_key})
+        try:
+                server.sh(sandbox, "touch /tmp/go")
+                out, err = follower.communicate(timeout=60)
+        finally:
+                if follower.poll() is None:
+                        follower.kill()
+                        follower.wait()
+        assert follower.returncode == 7, err
+        assert out == b"first\n" + b"z" * 300000 + b"\nlast\n", (len(out), err)
+        # following an ended job prints everything and exits with its code at once
+        p = cli(server, "logs", "-f", "--since", "6", sandbox, jid)
+        assert p.returncode == 7 and p.stdout == b"z" * 300000 + b"\nlast\n"
+
+
+def test_logs_and_attach_report_bytes_no_longer_held(server, sandbox):
+        """A log longer than JOB_LOG_MAX (16 MiB): the oldest bytes are gone; logs and attach
+        say so on stderr only and print the rest exactly."""
+        total = 20 * wh.MiB
+        jid = start_job(server, sandbox, "--sh", f"head -c {total} /dev/zero | tr '\\0' q")
+        assert wait_job(server, sandbox, jid, timeout=120)["exit_code"] == 0
+        p = cli(server, "logs", sandbox, jid)
+        assert p.returncode == 0, p.stderr
+        m = re.fullmatch(rb"warren: (\d+) bytes of the log \(offsets 0 to (\d+)\) are no longer "
+                         rb"held; continuing at \2\n", p.stderr)
+        assert m, p.stderr
+        dropped = int(m.group(1))
+        assert dropped == int(m.group(2)) and dropped >= total - 16 * wh.MiB
+        assert p.stdout == b"q" * (total - dropped)
+        p = cli(server, "attach", sandbox, jid)
+        assert p.returncode == 0 and p.stdout == b"q" * (total - dropped), p.stderr
+        assert re.fullmatch(rb"warren: bytes 0 to %d of the log are no longer held; output "
+                            rb"starts at %d\n" % (dropped, dropped), p.stderr), p.stderr
+
+
+def test_kill_and_signal(server, sandbox):
+        jid = start_job(server, sandbox, "--sh",
+                        'exec 2>/dev/null; trap "echo got-term; exit 9" TERM; echo ready; '
+                        'while :; do sleep 0.05; done')
+        wh.wait_until(lambda: b"ready" in cli(server, "logs", sandbox, jid).stdout, 20,
+                      what="trap set")
+        assert ok(cli(server, "kill", "--signal", "TERM", sandbox, jid)) == ""
+        p = cli(server, "logs", "-f", sandbox, jid)
+        # (stderr is /dev/null: sh reports its killed `sleep` as "Terminated" there)
+        assert p.returncode == 9 and p.stdout == b"ready\ngot-term\n", p
+        # a number works too; SIGKILL by number
+        jid = start_job(server, sandbox, "--", "sleep", "60")
+        assert ok(cli(server, "kill", "-s", "9", sandbox, jid)) == ""
+        assert wait_job(server, sandbox, jid)["state"] in ("killed", "exited")
+        # default: DELETE (SIGKILL to the group), the record stays; --json prints the job
+        jid = start_job(server, sandbox, "--", "sleep", "60")
+        assert ok(cli(server, "kill", sandbox, jid)) == ""
+        j = wait_job(server, sandbox, jid)
+        assert j["state"] == "killed" and j["exit_code"] == 137
+        assert cli(server, "logs", sandbox, jid).returncode == 137
+        row = [r for r in table(cli(server, "ps", sandbox))[1:] if r[0] == jid][0]
+        assert row[2:4] == ["killed", "137"]
+        # a signal the server does not know
+        p = cli(server, "kill", "--signal", "NOPE", sandbox, jid)
+        assert p.returncode == 1 and b"HTTP 4" in p.stderr, p
+
+
+def test_attach_piped_stdin_round_trip(server, sandbox):
+        jid = start_job(server, sandbox, "--stdin", "--", "cat")
+        data = b"hello\x00\xff world\n" + os.urandom(300000)
+        p = cli(server, "attach", sandbox, jid, input=data)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout == data
+        assert job_json(server, sandbox, jid)["state"] == "exited"
+        # an ended job: replayed from an offset, then the exit code
+        p = cli(server, "attach", "--since", "6", sandbox, jid)
+        assert p.returncode == 0 and p.stdout == data[6:], p.stderr
+        # live output of a job without stdin, and its exit code
+        jid = start_job(server, sandbox, "--sh", "echo one; sleep 0.5; echo two; exit 6")
+        p = cli(server, "attach", sandbox, jid)
+        assert p.returncode == 6 and p.stdout == b"one\ntwo\n" and p.stderr == b"", p
+        # errors are the API's
+        p = cli(server, "attach", sandbox, "job_999999")
+        assert p.returncode == 1 and b"(not_found, HTTP 404)" in p.stderr
+        p = cli(server, "attach", sandbox, jid, key="wk_bad_" + "0" * 40)
+        assert p.returncode == 1 and b"HTTP 401" in p.stderr
+        # over the unix socket too
+        sock = os.path.join(server.data_dir, "warren.sock")
+        p = cli(server, "attach", sandbox, jid, url=f"unix:{sock}")
+        assert p.returncode == 6 and p.stdout == b"one\ntwo\n", p
+
+
+def test_shell_without_a_tty(server, sandbox):
+        p = cli(server, "shell", sandbox, input=b"echo hi; tput cols; exit 3\n")
+        assert p.returncode == 3, p
+        assert b"hi\r\n" in p.stdout and b"\r\n80\r\n" in p.stdout, p.stdout
+        # the terminal job stays listed, ended
+        rows = [r for r in table(cli(server, "ps", sandbox))[1:] if r[4] == "yes"]
+        assert rows and rows[0][2:4] == ["exited", "3"], rows
+        # --shell, --env, --cwd
+        p = cli(server, "shell", "--shell", "echo $V; pwd; exit 2", "-e", "V=val", "-w", "/tmp",
+                sandbox)
+        assert p.returncode == 2 and b"val\r\n/tmp\r\n" in p.stdout, p
+
+
+def _read_until(fd, buf, pattern, timeout=30):
+        """Read from fd into buf (a bytearray) until pattern (a regex on bytes) matches after
+        the current end of buf as it was; returns the match."""
+        start = len(buf)
+        deadline = time.monotonic() + timeout
+        while True:
+                m = re.search(pattern, bytes(buf[start:]))
+                if m:
+                        return m
+                left = deadline - time.monotonic()
+                assert left > 0, f"no {pattern!r} in {bytes(buf[start:])[-2000:]!r}"
+                r, _, _ = select.select([fd], [], [], left)
+                if r:
+                        try:
+                                chunk = os.read(fd, 65536)
+                        except OSError:
+                                chunk = b""
+                        assert chunk, f"the pty closed; no {pattern!r} in {bytes(buf)[-2000:]!r}"
+                        buf += chunk
+
+
+def _set_winsize(fd, cols, rows):
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def _wait_raw(fd, timeout=30):
+        """Wait until the terminal fd is in raw mode (warren attached and switched it)."""
+        wh.wait_until(lambda: not termios.tcgetattr(fd)[3] & termios.ICANON, timeout,
+                      what="raw mode")
+
+
+def test_shell_on_a_pty_raw_mode_and_resize(server, sandbox):
+        master, slave = os.openpty()
+        try:
+                _set_winsize(slave, 100, 30)
+                before = termios.tcgetattr(slave)
+
+                def make_ctty():
+                        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+                child = subprocess.Popen(
+                        [os.path.join(server.bin_dir, "warren"), "shell", "--shell",
+                         "bash --norc -i", sandbox],
+                        stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                        preexec_fn=make_ctty, close_fds=True,
+                        env={"PATH": "/usr/bin:/bin", "TERM": "xterm", "LANG": "C.UTF-8",
+                             "WARREN_URL": server.url, "WARREN_API_KEY": server.api_key})
+                try:
+                        buf = bytearray()
+                        _wait_raw(slave)
+                        os.write(master, b"tput cols; echo $TERM\n")
+                        # (bash's bracketed-paste switch ends in \r before the output)
+                        _read_until(master, buf, rb"[\r\n]100\r\nxterm\r\n")
+                        # raw mode while attached: no canonical input, no local echo
+                        mid = termios.tcgetattr(slave)
+                        assert not mid[3] & (termios.ICANON | termios.ECHO | termios.ISIG)
+                        _set_winsize(master, 120, 40)
+                        os.kill(child.pid, signal.SIGWINCH)
+                        os.write(master, b"tput cols; tput lines\n")
+                        _read_until(master, buf, rb"[\r\n]120\r\n40\r\n")
+                        # Ctrl-C goes to the remote terminal, not to warren
+                        os.write(master, b"sleep 30\n")
+                        time.sleep(0.3)
+                        os.write(master, b"\x03")
+                        os.write(master, b"echo after-int\n")
+                        _read_until(master, buf, rb"[\r\n]after-int\r\n")
+                        assert child.poll() is None
+                        os.write(master, b"exit 4\n")
+                        assert child.wait(timeout=30) == 4
+                finally:
+                        if child.poll() is None:
+                                child.kill()
+                                child.wait()
+                after = termios.tcgetattr(slave)
+                assert after == before, (before, after)
+        finally:
+                os.close(master)
+                os.close(slave)
+
+
+def test_shell_detach_and_signal_restore_the_terminal(server, sandbox):
+        master, slave = os.openpty()
+        env = {"PATH": "/usr/bin:/bin", "TERM": "xterm", "WARREN_URL": server.url,
+               "WARREN_API_KEY": server.api_key}
+        try:
+                _set_winsize(slave, 80, 24)
+                before = termios.tcgetattr(slave)
+                argv = [os.path.join(server.bin_dir, "warren"), "shell", "--shell",
+                        "bash --norc -i", sandbox]
+                # Enter ~. detaches: exit 0, the shell keeps running
+                child = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave,
+                                         start_new_session=True, env=env)
+                buf = bytearray()
+                try:
+                        _wait_raw(slave)
+                        os.write(master, b"echo ready\n")
+                        _read_until(master, buf, rb"[\r\n]ready\r\n")
+                        os.write(master, b"\r~.")
+                        assert child.wait(timeout=30) == 0
+                        m = _read_until(master, buf, rb"detached.*warren attach \S+ (job_\d+)")
+                finally:
+                        if child.poll() is None:
+                                child.kill()
+                                child.wait()
+                assert termios.tcgetattr(slave) == before
+                jid = m.group(1).decode()
+                assert job_json(server, sandbox, jid)["state"] == "running"
+                # SIGTERM: the terminal is restored, warren exits 128+15, the shell gets SIGHUP
+                child = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave,
+                                         start_new_session=True, env=env)
+                try:
+                        _wait_raw(slave)
+                        os.write(master, b"echo ready2\n")
+                        _read_until(master, buf, rb"[\r\n]ready2\r\n")
+                        assert not termios.tcgetattr(slave)[3] & termios.ICANON
+                        child.send_signal(signal.SIGTERM)
+                        assert child.wait(timeout=30) == 128 + signal.SIGTERM
+                finally:
+                        if child.poll() is None:
+                                child.kill()
+                                child.wait()
+                assert termios.tcgetattr(slave) == before
+                shells = [x for x in json.loads(ok(cli(server, "ps", "--json", sandbox)))[
+                        "processes"] if x["pty"] and x["id"] != jid]
+                assert shells and wait_job(server, sandbox, shells[0]["id"])["state"] != "running"
+                # the detached shell is still there to attach to; end it
+                assert ok(cli(server, "kill", sandbox, jid)) == ""
+        finally:
+                os.close(master)
+                os.close(slave)
