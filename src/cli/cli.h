@@ -113,6 +113,11 @@ int cli_usage(struct cli *c, const char *fmt, ...) __attribute__((format(printf,
  * then, which a scope guard must never free). */
 char *cli_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* exec.c: the end of `exec` and `start` parsing, from optind: the sandbox ID, then the
+ * command (argv after --, or --sh STRING) into body's "command"; an empty env object is
+ * dropped from body. CLI_CONTINUE, or an exit status after a usage message. */
+int cli_command_args(struct cli *c, int argc, char **argv, json_t *body, json_t *env,
+                     const char *sh, const char **ret_id);
 /* Parse a decimal integer in [min, max]. 0 or -EINVAL. */
 int cli_parse_long(const char *s, long min, long max, long *ret);
 

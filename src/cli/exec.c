@@ -87,7 +87,7 @@ static int exec_parse(struct cli *c, int argc, char **argv, json_t *body, const 
                 CLI_GLOBAL_OPTIONS,
                 {},
         };
-        json_t *env = json_object(), *cmd;
+        json_t *env = json_object();
         const char *sh = NULL;
         long timeout;
         int opt, r = CLI_CONTINUE;
@@ -128,6 +128,14 @@ static int exec_parse(struct cli *c, int argc, char **argv, json_t *body, const 
                                 return r;
                 }
         }
+        return cli_command_args(c, argc, argv, body, env, sh, ret_id);
+}
+
+int cli_command_args(struct cli *c, int argc, char **argv, json_t *body, json_t *env,
+                     const char *sh, const char **ret_id)
+{
+        json_t *cmd;
+
         if (json_object_size(env) == 0)
                 json_object_del(body, "env");
         if (optind >= argc)
@@ -136,7 +144,7 @@ static int exec_parse(struct cli *c, int argc, char **argv, json_t *body, const 
         if (sh && optind < argc)
                 return cli_usage(c, "--sh and a command after -- cannot be combined");
         if (!sh && optind >= argc)
-                return cli_usage(c, "expected a command: warren exec ID -- CMD [ARGS...]");
+                return cli_usage(c, "expected a command: warren %s ID -- CMD [ARGS...]", c->verb);
         if (sh) {
                 cmd = json_string(sh);
                 if (!cmd)

@@ -282,7 +282,7 @@ static int start_parse(struct cli *c, int argc, char **argv, json_t *body, const
                 CLI_GLOBAL_OPTIONS,
                 {},
         };
-        json_t *env = json_object(), *cmd;
+        json_t *env = json_object();
         const char *sh = NULL;
         long v;
         int opt, r;
@@ -336,34 +336,7 @@ static int start_parse(struct cli *c, int argc, char **argv, json_t *body, const
                                 return r;
                 }
         }
-        if (json_object_size(env) == 0)
-                json_object_del(body, "env");
-        if (optind >= argc)
-                return cli_usage(c, "expected a sandbox ID");
-        *ret_id = argv[optind++];
-        if (sh && optind < argc)
-                return cli_usage(c, "--sh and a command after -- cannot be combined");
-        if (!sh && optind >= argc)
-                return cli_usage(c, "expected a command: warren start ID -- CMD [ARGS...]");
-        if (sh) {
-                cmd = json_string(sh);
-                if (!cmd)
-                        return cli_usage(c, "--sh: not valid UTF-8");
-        } else {
-                cmd = json_array();
-                if (!cmd)
-                        return CLI_EXIT_FAIL;
-                for (int i = optind; i < argc; i++) {
-                        if (json_array_append_new(cmd, json_string(argv[i])) < 0) {
-                                json_decref(cmd);
-                                return cli_usage(c, "argument %d of the command is not valid "
-                                                    "UTF-8",
-                                                 i - optind + 1);
-                        }
-                }
-        }
-        json_object_set_new(body, "command", cmd);
-        return CLI_CONTINUE;
+        return cli_command_args(c, argc, argv, body, env, sh, ret_id);
 }
 
 int verb_start(struct cli *c, int argc, char **argv)

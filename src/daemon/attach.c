@@ -14,6 +14,9 @@
  *   text (JSON)     {"type":"stdin","data","encoding"?:"base64"}, {"type":"eof"},
  *                   {"type":"resize","cols","rows"}, {"type":"signal","signal":"INT"|2}
  *
+ * Stdin has backpressure: bytes the sandbox cannot take yet (more than 4 MiB queued towards
+ * it) are parked and the client is not read until they went.
+ *
  * Each attachment reads the log from its own cursor and sends only while the socket's queue
  * is short (ATTACH_QUEUE), so a slow client costs no memory: when it falls behind what the
  * log still holds, it gets "dropped" and continues at the oldest byte held.
@@ -38,6 +41,10 @@
 
 struct attach {
         struct app *app;
+        uint8_t *parked;    /* stdin the sandbox could not take yet (reading is paused) */
+        size_t parked_len;
+        bool parked_eof;
+        uv_timer_t *retry;  /* retries the parked stdin while it waits */
         struct ws_conn *ws;
         struct proc *p; /* the live job, or NULL: an ended job replayed from its file */
         struct proc_client cl;
@@ -110,6 +117,71 @@ static void on_drain(struct ws_conn *ws, void *ud)
         pump(ud);
 }
 
+/* Report a failed stdin write (not a backlog: that is parked). */
+static void stdin_error(struct attach *a, int r)
+{
+        if (r == -EBADF)
+                send_error(a, "the job's stdin is not open");
+        else if (r == -ESRCH)
+                send_error(a, "the job has ended");
+        else if (r < 0)
+                send_error(a, strerror(-r));
+}
+
+static void retry_free_cb(uv_handle_t *h)
+{
+        free(h);
+}
+
+/* The parked stdin may go now: write it and read from the client again. */
+static void retry_fire(uv_timer_t *t)
+{
+        struct attach *a = t->data;
+        int r = a->p ? jobs_stdin(a->app, a->p, a->parked, a->parked_len, a->parked_eof)
+                     : -ESRCH;
+
+        if (r == -EAGAIN)
+                return; /* still backed up: the next tick tries again */
+        uv_timer_stop(t);
+        free(a->parked);
+        a->parked = NULL;
+        a->parked_len = 0;
+        stdin_error(a, r);
+        ws_resume(a->ws);
+}
+
+/* Write stdin to the job. When more than the agent's bound waits for the sandbox, the bytes
+ * are parked and the client is not read until they went: stdin has backpressure end to end
+ * (client -> socket -> here -> warren-init -> the job's pipe), and nothing is lost. */
+static void stdin_write(struct attach *a, const void *data, size_t len, bool eof)
+{
+        int r = a->p ? jobs_stdin(a->app, a->p, data, len, eof) : -ESRCH;
+
+        if (r != -EAGAIN) {
+                stdin_error(a, r);
+                return;
+        }
+        if (!a->retry) {
+                a->retry = malloc(sizeof(*a->retry));
+                if (!a->retry) {
+                        send_error(a, "out of memory: stdin dropped");
+                        return;
+                }
+                uv_timer_init(a->app->loop, a->retry);
+                a->retry->data = a;
+        }
+        a->parked = malloc(len ? len : 1);
+        if (!a->parked) {
+                send_error(a, "out of memory: stdin dropped");
+                return;
+        }
+        memcpy(a->parked, data, len);
+        a->parked_len = len;
+        a->parked_eof = eof;
+        ws_pause(a->ws);
+        uv_timer_start(a->retry, retry_fire, 5, 5);
+}
+
 /* A control message (JSON text). */
 static void on_control(struct attach *a, const uint8_t *data, size_t len)
 {
@@ -139,12 +211,14 @@ static void on_control(struct attach *a, const uint8_t *data, size_t len)
                                 send_error(a, "stdin: invalid base64");
                                 goto out;
                         }
-                        r = jobs_stdin(a->app, a->p, raw, dl, false);
+                        stdin_write(a, raw, dl, false);
                 } else {
-                        r = jobs_stdin(a->app, a->p, json_string_value(d), n, false);
+                        stdin_write(a, json_string_value(d), n, false);
                 }
+                goto out;
         } else if (strcmp(type, "eof") == 0) {
-                r = jobs_stdin(a->app, a->p, NULL, 0, true);
+                stdin_write(a, NULL, 0, true);
+                goto out;
         } else if (strcmp(type, "resize") == 0) {
                 json_int_t cols = json_integer_value(json_object_get(m, "cols"));
                 json_int_t rows = json_integer_value(json_object_get(m, "rows"));
@@ -167,16 +241,10 @@ static void on_control(struct attach *a, const uint8_t *data, size_t len)
                 send_error(a, "unknown type (expected stdin, eof, resize or signal)");
                 goto out;
         }
-        if (r == -EBADF)
-                send_error(a, "the job's stdin is not open");
-        else if (r == -ENOTTY)
+        if (r == -ENOTTY)
                 send_error(a, "the job has no terminal");
-        else if (r == -ESRCH)
-                send_error(a, "the job has ended");
-        else if (r == -EAGAIN)
-                send_error(a, "too much stdin is queued; slow down");
-        else if (r < 0)
-                send_error(a, strerror(-r));
+        else
+                stdin_error(a, r);
 out:
         json_decref(m);
 }
@@ -190,15 +258,7 @@ static void on_message(struct ws_conn *ws, bool binary, const uint8_t *data, siz
                 on_control(a, data, len);
                 return;
         }
-        int r = a->p ? jobs_stdin(a->app, a->p, data, len, false) : -ESRCH;
-        if (r == -EBADF)
-                send_error(a, "the job's stdin is not open");
-        else if (r == -ESRCH)
-                send_error(a, "the job has ended");
-        else if (r == -EAGAIN)
-                send_error(a, "too much stdin is queued; slow down");
-        else if (r < 0)
-                send_error(a, strerror(-r));
+        stdin_write(a, data, len, false);
 }
 
 static void on_close(struct ws_conn *ws, uint16_t code, void *ud)
@@ -206,6 +266,9 @@ static void on_close(struct ws_conn *ws, uint16_t code, void *ud)
         struct attach *a = ud;
 
         live_remove(a->app, a->live);
+        if (a->retry)
+                uv_close((uv_handle_t *)a->retry, retry_free_cb);
+        free(a->parked);
         if (a->p)
                 jobs_remove_client(a->app, a->p, &a->cl); /* may free an ended job */
         store_job_clear(&a->rec);

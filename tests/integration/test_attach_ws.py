@@ -3,6 +3,7 @@ python3-websockets 10, asyncio client)."""
 import asyncio
 import base64
 import json
+import os
 import time
 
 import websockets
@@ -304,3 +305,23 @@ def test_attach_from_an_offset_no_longer_held(daemons):
         assert ctl[0]["offset"] == len(whole) - 4096, ctl[0]
         assert not [m for m in ctl if m["type"] == "dropped"], ctl
         assert data == whole[-4096:]
+
+
+def test_attach_stdin_has_backpressure(server, sandbox):
+        """Stdin faster than the job reads: nothing is lost or refused, the client is just
+        read more slowly (12 MiB into a job that starts reading after 2 s)."""
+        j = start(server, sandbox, command="sleep 2; wc -c", stdin=True)
+        chunk = os.urandom(256 * 1024)
+        n = 48
+
+        async def go():
+                async with attach(server, sandbox, j["id"]) as ws:
+                        assert json.loads(await ws.recv())["type"] == "attached"
+                        for _ in range(n):
+                                await ws.send(chunk)
+                        await ws.send(json.dumps({"type": "eof"}))
+                        return await collect(ws)
+        data, ctl = asyncio.run(go())
+        assert not [m for m in ctl if m["type"] == "error"], ctl
+        assert data.strip() == str(n * len(chunk)).encode(), data
+        assert ctl[-1]["exit_code"] == 0

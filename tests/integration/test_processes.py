@@ -361,3 +361,19 @@ def test_hundred_yes_jobs_keep_daemon_memory_bounded(daemons):
         print(f"daemon RSS: base {base} KiB, peak {peak} KiB with {n} yes jobs")
         assert peak < bound, f"daemon RSS {peak} KiB, bound {bound} KiB (base {base})"
         d.delete(sid)
+
+
+def test_tui_program_renders_and_takes_input(server, sandbox):
+        """A full-screen program (top) on a terminal: it draws with escape sequences at the
+        terminal's size and quits on a keystroke."""
+        r = server.post(f"/api/v1/sandbox/{sandbox}/terminals",
+                        json={"cols": 90, "rows": 20, "shell": ["top", "-d", "0.5"]})
+        assert r.status_code == 201, r.text
+        j = r.json()
+        wh.wait_until(lambda: "load average" in output(server, sandbox, j["id"])["data"], 20,
+                      what="top's header")
+        text = output(server, sandbox, j["id"])["data"]
+        assert "\x1b[" in text, "no escape sequences: top did not draw on a terminal"
+        server.post(f"/api/v1/sandbox/{sandbox}/processes/{j['id']}/stdin", json={"data": "q"})
+        done = wait_state(server, sandbox, j["id"])
+        assert done["state"] == "exited" and done["exit_code"] == 0
