@@ -39,6 +39,7 @@ struct proc {
         struct joblog log;
         struct proc_client *clients;
         unsigned n_clients, n_attach;
+        unsigned waking; /* inside wake_clients(): a client leaving must not free the job */
 };
 
 struct jobs {
@@ -149,11 +150,13 @@ static void wake_clients(struct proc *p)
 {
         struct proc_client *cl = p->clients;
 
+        p->waking++;
         while (cl) {
                 struct proc_client *next = cl->next;
                 cl->wake(cl);
                 cl = next;
         }
+        p->waking--;
 }
 
 /* Append output to the log, then tell the clients. */
@@ -261,7 +264,7 @@ bool jobs_proc_pty(const struct proc *p)
 /* Free an ended job once nobody reads it any more. */
 static void proc_maybe_free(struct proc *p)
 {
-        if (p->ended && !p->clients)
+        if (p->ended && !p->clients && !p->waking)
                 proc_free(p);
 }
 

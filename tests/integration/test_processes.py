@@ -377,3 +377,22 @@ def test_tui_program_renders_and_takes_input(server, sandbox):
         server.post(f"/api/v1/sandbox/{sandbox}/processes/{j['id']}/stdin", json={"data": "q"})
         done = wait_state(server, sandbox, j["id"])
         assert done["state"] == "exited" and done["exit_code"] == 0
+
+
+def test_long_poll_answers_when_the_job_ends_silently(server, sandbox):
+        """A long poll waiting on a job that ends without printing is answered with the end
+        (and the daemon keeps working: the job's memory goes only after that answer)."""
+        j = start(server, sandbox, command="sleep 30")
+        got = {}
+
+        def poll():
+                got["o"] = output(server, sandbox, j["id"], 0, wait="true", timeout=60)
+        t = threading.Thread(target=poll)
+        t.start()
+        time.sleep(0.5)
+        r = server.delete_path(f"/api/v1/sandbox/{sandbox}/processes/{j['id']}")
+        assert r.status_code == 200, r.text
+        t.join(30)
+        o = got["o"]
+        assert o["eof"] is True and o["state"] == "killed" and o["data"] == "", o
+        assert server.sh(sandbox, "echo still-fine") == "still-fine\n"
