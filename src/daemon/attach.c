@@ -308,10 +308,9 @@ void attach_start(struct reqctx *c, const char *id, const struct store_job *rec)
                         return;
                 }
         }
-        struct proc *p = jobs_find(c->app, id, rec->id);
+        struct proc *p = jobs_load(c->app, rec);
         if (!p && strcmp(rec->state, "running") == 0) {
-                reply_error(c, 503, "unavailable",
-                            "the job is being taken back after a reconnect; retry");
+                reply_errno(c, -ENOMEM, "attach");
                 return;
         }
         struct attach *a = calloc(1, sizeof(*a));

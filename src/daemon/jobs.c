@@ -568,27 +568,32 @@ struct reattach_ctx {
 };
 
 /* Take one running job back after a (re)connect. */
+struct proc *jobs_load(struct app *app, const struct store_job *rec)
+{
+        struct proc *p = jobs_find(app, rec->sandbox_id, rec->id);
+
+        if (p || strcmp(rec->state, "running") != 0)
+                return p;
+        p = proc_new(app, rec->sandbox_id, rec->id);
+        if (!p)
+                return NULL;
+        p->pty = rec->pty;
+        p->stdin_open = rec->stdin_open;
+        p->pid = rec->pid;
+        p->started = rec->pid != 0;
+        log_open(p, false, (uint64_t)rec->log_end);
+        proc_idle_setup(p, rec->max_run_after_disconnect);
+        return p;
+}
+
 static int reattach_one(const struct store_job *rec, void *ud)
 {
         struct reattach_ctx *x = ud;
-        struct app *app = x->app;
         struct sandbox *sb = x->sb;
-        struct proc *p;
+        struct proc *p = jobs_load(x->app, rec);
 
-        p = jobs_find(app, rec->sandbox_id, rec->id);
-        if (p && p->agent == sb->agent)
+        if (!p || p->agent == sb->agent)
                 return 0;
-        if (!p) {
-                p = proc_new(app, rec->sandbox_id, rec->id);
-                if (!p)
-                        return 0;
-                p->pty = rec->pty;
-                p->stdin_open = rec->stdin_open;
-                p->pid = rec->pid;
-                p->started = rec->pid != 0;
-                log_open(p, false, (uint64_t)rec->log_end);
-                proc_idle_setup(p, rec->max_run_after_disconnect);
-        }
         if (agent_attach(sb->agent, p->agent_id, &proc_ops, p) == 0)
                 p->agent = sb->agent;
         return 0;

@@ -74,6 +74,10 @@ int jobs_start(struct app *app, struct sandbox *sb, const struct job_spec *spec,
 
 /* The in-memory job (running, or ended with clients still attached), or NULL. */
 struct proc *jobs_find(struct app *app, const char *sandbox_id, int64_t id);
+/* The in-memory job of a record, loaded from the record and its log when it runs but is not
+ * in memory yet (after a restart, before its sandbox's agent reconnected: the agent takes it
+ * over when it does). NULL for an ended job that nobody reads, or out of memory. */
+struct proc *jobs_load(struct app *app, const struct store_job *rec);
 
 /* The job's record as the API shows it. */
 json_t *jobs_record_json(const struct store_job *rec);

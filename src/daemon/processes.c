@@ -422,7 +422,7 @@ static void handle_output(struct reqctx *c, const char *id, const char *ref)
         c->op_free = output_op_free;
         if (lookup_job(c, id, ref, &o->rec) < 0)
                 return;
-        struct proc *p = jobs_find(c->app, id, o->rec.id);
+        struct proc *p = jobs_load(c->app, &o->rec);
         if (output_answer(o, p, wait && timeout > 0 && p && !jobs_proc_ended(p)) == 0)
                 return;
         /* Nothing yet: wait for output, the end, or the timeout. */
@@ -446,7 +446,7 @@ static void handle_output(struct reqctx *c, const char *id, const char *ref)
 /* The live job for an operation; answers 409 when it has ended or is not held. */
 static struct proc *live_job(struct reqctx *c, const char *id, const struct store_job *rec)
 {
-        struct proc *p = jobs_find(c->app, id, rec->id);
+        struct proc *p = jobs_load(c->app, rec);
 
         if (!p || jobs_proc_ended(p) || strcmp(rec->state, "running") != 0) {
                 reply_error(c, 409, "conflict", "job_%lld is not running (%s)",

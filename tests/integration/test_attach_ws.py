@@ -325,3 +325,47 @@ def test_attach_stdin_has_backpressure(server, sandbox):
         assert not [m for m in ctl if m["type"] == "error"], ctl
         assert data.strip() == str(n * len(chunk)).encode(), data
         assert ctl[-1]["exit_code"] == 0
+
+
+def test_attach_sees_the_sandbox_go(server):
+        """Deleting the sandbox ends its jobs: an attachment gets the end (killed) and a
+        close, a waiting long poll its answer."""
+        sid = server.create(disk="64Mi")
+        j = start(server, sid, command="echo hi; sleep 300")
+
+        async def go():
+                async with attach(server, sid, j["id"]) as ws:
+                        assert json.loads(await ws.recv())["type"] == "attached"
+                        assert await asyncio.wait_for(ws.recv(), 20) == b"hi\n"
+                        await asyncio.get_running_loop().run_in_executor(None, server.delete, sid)
+                        return await collect(ws)
+        data, ctl = asyncio.run(go())
+        assert ctl[-1]["type"] == "exit" and ctl[-1]["state"] == "killed", ctl
+
+
+def test_attach_after_daemon_kill9(server):
+        """kill -9 of warrend while a client is attached: the job runs on; attaching again
+        after the restart from the count of bytes received gives the rest exactly once."""
+        sid = server.create(disk="64Mi")
+        j = start(server, sid, command="for i in $(seq 1 40); do echo tick$i; sleep 0.1; done")
+        expect = "".join(f"tick{i}\n" for i in range(1, 41)).encode()
+
+        async def first():
+                got = b""
+                async with attach(server, sid, j["id"]) as ws:
+                        await ws.recv()
+                        while len(got) < 20:
+                                got += await asyncio.wait_for(ws.recv(), 20)
+                return got
+        got = asyncio.run(first())
+        server.restart(kill9=True)
+
+        async def second():
+                async with attach(server, sid, j["id"], since=len(got)) as ws:
+                        hello = json.loads(await ws.recv())
+                        assert hello["offset"] == len(got), hello
+                        return await collect(ws)
+        rest, ctl = asyncio.run(second())
+        assert got + rest == expect
+        assert ctl[-1] == {"type": "exit", "state": "exited", "exit_code": 0}
+        server.delete(sid)
