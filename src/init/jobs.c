@@ -425,6 +425,12 @@ void jobs_attach(struct init_state *st, struct conn *c, uint32_t id)
         proto_put_u64(p + 4, j->out_total - j->held_data);
         conn_send(c, PROTO_ATTACHED, 0, id, p, sizeof(p), NULL, 0);
         conn_send_raw(c, j->held, j->held_len);
+        /* Those sends close c when its daemon went away after asking (EPIPE, a full queue).
+         * Then nothing changes hands: jobs_conn_closed() already ran for c, which is freed at
+         * the end of this loop iteration, so it must not become the owner; the job keeps its
+         * owner and its held output for the next ATTACH. */
+        if (c->dead)
+                return;
         free(j->held);
         j->held = NULL;
         j->held_len = j->held_cap = 0;
