@@ -20,6 +20,7 @@
 
 #include "b64.h"
 #include "jobs.h"
+#include "live.h"
 #include "manager.h"
 #include "routes.h"
 #include "secrets.h"
@@ -278,6 +279,7 @@ struct output_op {
         uint64_t since;
         size_t limit;
         uv_timer_t *timer;
+        struct live *live; /* while waiting: revoking the credential ends the wait */
 };
 
 static void timer_free_cb(uv_handle_t *h)
@@ -291,6 +293,7 @@ static void output_op_free(void *ud)
 
         if (o->p)
                 jobs_remove_client(o->c->app, o->p, &o->cl);
+        live_remove(o->c->app, o->live);
         if (o->timer)
                 uv_close((uv_handle_t *)o->timer, timer_free_cb);
         store_job_clear(&o->rec);
@@ -371,6 +374,14 @@ static void output_timeout(uv_timer_t *t)
         output_answer(o, o->p, false);
 }
 
+/* The credential of a waiting long poll was revoked: it gets no more output. */
+static void output_revoke(void *ud)
+{
+        struct output_op *o = ud;
+
+        reply_error(o->c, 401, "unauthorized", "the request's credential was revoked");
+}
+
 static void output_abort(struct http_req *req)
 {
         struct reqctx *c = req->user;
@@ -425,8 +436,13 @@ static void handle_output(struct reqctx *c, const char *id, const char *ref)
         struct proc *p = jobs_load(c->app, &o->rec);
         if (output_answer(o, p, wait && timeout > 0 && p && !jobs_proc_ended(p)) == 0)
                 return;
-        /* Nothing yet: wait for output, the end, or the timeout. */
+        /* Nothing yet: wait for output, the end, the timeout, or the credential's
+         * revocation (live.h: a long poll outlives its authentication). */
         o->timer = malloc(sizeof(*o->timer));
+        if (o->timer && live_add(c->app, c->key_id, output_revoke, o, &o->live) < 0) {
+                free(o->timer);
+                o->timer = NULL;
+        }
         if (!o->timer) {
                 output_answer(o, p, false);
                 return;
