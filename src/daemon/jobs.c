@@ -396,6 +396,11 @@ static void idle_arm(struct proc *p)
         uv_timer_start(p->idle_timer, idle_fire, (uint64_t)p->max_run_after_disconnect * 1000, 0);
 }
 
+void jobs_note_read(struct proc *p)
+{
+        idle_arm(p);
+}
+
 int jobs_add_client(struct proc *p, struct proc_client *cl, bool count_limit)
 {
         if (count_limit && p->n_attach >= (unsigned)p->app->cfg.max_attach_per_job)

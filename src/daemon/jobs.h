@@ -102,6 +102,10 @@ int jobs_stdin(struct app *app, struct proc *p, const void *data, size_t len, bo
 int jobs_signal(struct app *app, struct proc *p, int sig);
 int jobs_resize(struct app *app, struct proc *p, uint16_t cols, uint16_t rows);
 
+/* Someone read the job's output: max_run_after_disconnect counts from now (a reader that
+ * never has to wait never becomes a client). */
+void jobs_note_read(struct proc *p);
+
 /* Clients. -EMLINK beyond MAX_ATTACH_PER_JOB (count_limit true: attachments, which are
  * bounded; long polls are bounded by the connection limit). */
 int jobs_add_client(struct proc *p, struct proc_client *cl, bool count_limit);

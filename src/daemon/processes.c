@@ -434,6 +434,8 @@ static void handle_output(struct reqctx *c, const char *id, const char *ref)
         if (lookup_job(c, id, ref, &o->rec) < 0)
                 return;
         struct proc *p = jobs_load(c->app, &o->rec);
+        if (p)
+                jobs_note_read(p); /* a read counts for max_run_after_disconnect */
         if (output_answer(o, p, wait && timeout > 0 && p && !jobs_proc_ended(p)) == 0)
                 return;
         /* Nothing yet: wait for output, the end, the timeout, or the credential's

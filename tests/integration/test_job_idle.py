@@ -1,0 +1,36 @@
+"""max_run_after_disconnect (docs/api.md): a job is killed once nobody has read or attached to
+it for that long. Reading its output counts, not only long polls that wait and attachments."""
+import time
+
+import warren_harness as wh
+
+
+def job(server, sid, ref):
+        r = server.get(f"/api/v1/sandbox/{sid}/processes/{ref}")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+def test_reading_output_keeps_the_job_alive_and_silence_kills_it(server, sandbox):
+        r = server.post(f"/api/v1/sandbox/{sandbox}/processes",
+                        json={"command": "while :; do echo tick; sleep 0.1; done",
+                              "max_run_after_disconnect": 3})
+        assert r.status_code == 201, r.text
+        ref = r.json()["id"]
+        # Read what is new (no long poll: there is always output) for well over 3 s.
+        since, reads = 0, 0
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+                o = server.get(f"/api/v1/sandbox/{sandbox}/processes/{ref}/output",
+                               params={"since": since, "wait": "true", "timeout": 5})
+                assert o.status_code == 200, o.text
+                o = o.json()
+                assert o["state"] == "running", f"killed while being read (after {reads} reads): {o}"
+                since = o["next"]
+                reads += 1
+                time.sleep(0.2)
+        assert job(server, sandbox, ref)["state"] == "running"
+        # Nobody reads any more: it is killed.
+        done = wh.wait_until(lambda: (lambda j: j if j["state"] != "running" else None)(
+                job(server, sandbox, ref)), 20, what="the idle kill")
+        assert done["state"] == "killed", done
