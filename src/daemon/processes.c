@@ -154,12 +154,11 @@ static void handle_start(struct reqctx *c, const char *id, bool terminal)
         struct sandbox *sb = exec_sandbox(c, id);
         if (!sb)
                 return;
+        /* A terminal's body is optional: none is an empty object. NULL: a body that is not
+         * a JSON object was refused, and the answer freed c. */
         json_t *body = parse_body(c, !terminal);
-        if (!body) {
-                if (!terminal)
-                        return;
-                body = json_object();
-        }
+        if (!body)
+                return;
         if (terminal) {
                 cmd = json_object_get(body, "shell");
                 if (!cmd || json_is_null(cmd))
