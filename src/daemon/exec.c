@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "b64.h"
+#include "live.h"
 #include "manager.h"
 #include "routes.h"
 #include "runtime.h"
@@ -52,6 +53,7 @@ struct exec_op {
         uint64_t dropped[2];
         size_t queued;      /* bytes queued on the socket after the last write */
         bool ended;
+        struct live *live;  /* revoking the request's credential ends it (exec_revoke) */
 };
 
 static void exec_op_free(void *p)
@@ -59,6 +61,7 @@ static void exec_op_free(void *p)
         struct exec_op *e = p;
         if (e->job_live && e->agent)
                 agent_job_forget(e->agent, e->job);
+        live_remove(e->c->app, e->live);
         for (int i = 0; i < 3; i++)
                 free(e->out[i].p);
         free(e);
@@ -315,6 +318,24 @@ static void exec_abort(struct http_req *req)
         }
 }
 
+/* The request's API key or session token was revoked: the command dies and the request
+ * ends, as when its client leaves (a stream ends with an error event, otherwise 401). */
+static void exec_revoke(void *ud)
+{
+        struct exec_op *e = ud;
+
+        if (!e->job_live || !e->agent)
+                return;
+        agent_signal(e->agent, e->job, SIGKILL);
+        agent_job_forget(e->agent, e->job);
+        e->job_live = false;
+        if (e->mode == EXEC_STREAM)
+                stream_finish(e, json_pack("{s:s, s:s}", "type", "error", "message",
+                                           "the request's credential was revoked"));
+        else
+                reply_error(e->c, 401, "unauthorized", "the request's credential was revoked");
+}
+
 /* Build argv from "command": a string runs through /bin/sh -c, an array is the argv. */
 int exec_argv(struct reqctx *c, json_t *cmd, const char ***ret_argv, uint32_t *ret_argc)
 {
@@ -534,6 +555,11 @@ static void exec_start(struct reqctx *c, struct sandbox *sb, const char **argv, 
         e->language = language;
         c->op = e;
         c->op_free = exec_op_free;
+        r = live_add(c->app, c->key_id, exec_revoke, e, &e->live);
+        if (r < 0) {
+                reply_errno(c, r, "execute");
+                return;
+        }
         r = agent_spawn(sb->agent, &sp, &exec_ops, e, &e->job);
         if (r < 0) {
                 reply_errno(c, r == -E2BIG ? -E2BIG : -ENOTCONN, "execute");

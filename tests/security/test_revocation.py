@@ -56,3 +56,37 @@ def test_deleting_a_session_token_ends_its_long_poll(server, sandbox):
         r = server.delete_path(f"/api/v1/sandbox/{sandbox}/session-tokens/{tok['id']}")
         assert r.status_code == 200, r.text
         assert_revoked_answer(t, out, ref, server, sandbox)
+
+
+def test_revoking_a_key_ends_its_running_executes(server, sandbox):
+        """A request-scoped command (POST execute, streamed or not) of a revoked key dies and
+        its request ends, rather than streaming or returning later output."""
+        k = wh.create_key(server, "member")
+        h = {"Authorization": f"ApiKey {k['key']}"}
+        cmd = "echo before; sleep 4; echo after-revoke; sleep 60"
+        out = {}
+
+        def streamed():
+                r = server.post(f"/api/v1/sandbox/{sandbox}/execute", auth=False, headers=h,
+                                json={"command": cmd, "stream": True}, timeout=90, stream=True)
+                out["stream_status"] = r.status_code
+                out["stream"] = b"".join(r.iter_content(None)).decode()
+
+        def collected():
+                out["json"] = server.post(f"/api/v1/sandbox/{sandbox}/execute", auth=False,
+                                          headers=h, json={"command": cmd}, timeout=90)
+        ts = [threading.Thread(target=streamed), threading.Thread(target=collected)]
+        for t in ts:
+                t.start()
+        time.sleep(1.5)  # both commands run and the stream said "before"
+        r = server.delete_path(f"/api/v1/api-keys/{k['id']}")
+        assert r.status_code == 200, r.text
+        for t in ts:
+                t.join(30)
+                assert not t.is_alive(), "an execute of the revoked key did not end"
+        assert out["stream_status"] == 200
+        assert "before" in out["stream"] and "after-revoke" not in out["stream"], out["stream"]
+        assert "revoked" in out["stream"], out["stream"]
+        wh.assert_error(out["json"], 401, "unauthorized")
+        # the commands are gone from the sandbox
+        assert "sleep 60" not in server.sh(sandbox, "ps -eo args")
