@@ -381,8 +381,14 @@ static void idle_fire(uv_timer_t *t)
 {
         struct proc *p = t->data;
 
-        if (p->ended || p->clients || !p->agent)
+        if (p->ended || p->clients)
                 return;
+        if (!p->agent) {
+                /* Its agent is reconnecting: the kill is due as soon as it is back (nothing
+                 * else re-arms the countdown of a job nobody reads). */
+                uv_timer_start(t, idle_fire, 1000, 0);
+                return;
+        }
         app_log("job %lld of %s: nobody attached for %llds: killing it", (long long)p->id,
                 p->sandbox_id, (long long)p->max_run_after_disconnect);
         agent_signal(p->agent, p->agent_id, SIGKILL);
