@@ -25,7 +25,7 @@ def test_reading_output_keeps_the_job_alive_and_silence_kills_it(server, sandbox
                                params={"since": since, "wait": "true", "timeout": 5})
                 assert o.status_code == 200, o.text
                 o = o.json()
-                assert o["state"] == "running", f"killed while being read (after {reads} reads): {o}"
+                assert o["state"] == "running", f"killed while read ({reads} reads): {o}"
                 since = o["next"]
                 reads += 1
                 time.sleep(0.2)
