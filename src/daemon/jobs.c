@@ -295,6 +295,10 @@ static void proc_end(struct proc *p, const char *state, bool has_exit, int code,
         if (r < 0)
                 app_log("job %lld of %s: recording its end failed: %s", (long long)p->id,
                         p->sandbox_id, strerror(-r));
+        /* Init may forget the job once its end is in the store, not before: if the write
+         * failed, init keeps it, and the next connection learns the end again (ATTACH). */
+        else if (p->agent && agent_ready(p->agent))
+                agent_release(p->agent, p->agent_id);
         if (p->idle_timer)
                 uv_timer_stop(p->idle_timer);
         joblog_drop_ring(&p->log);
@@ -325,9 +329,6 @@ static void proc_exit(void *ud, int exit_code, int term_signal, bool timed_out)
         struct proc *p = ud;
         const char *state = timed_out ? "timed_out" : term_signal ? "killed" : "exited";
 
-        /* Init may forget the job now that its end is in the store. */
-        if (p->agent)
-                agent_release(p->agent, p->agent_id);
         proc_end(p, state, true, timed_out ? 124 : exit_code, NULL);
 }
 
@@ -342,8 +343,6 @@ static void proc_error(void *ud, int err, const char *msg)
                 answer_start(p, -ECONNRESET, "the sandbox's agent connection was lost");
                 return;
         }
-        if (p->agent)
-                agent_release(p->agent, p->agent_id);
         if (!p->started && p->start_cb) {
                 /* It could not start: say why in its output, exit like a shell would. */
                 snprintf(line, sizeof(line), "warren: %s\n", msg && *msg ? msg : strerror(err));
