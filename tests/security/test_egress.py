@@ -897,6 +897,45 @@ def test_warm_pool_hands_out_egress_sandboxes(lab):
                 lab.start_daemon()
 
 
+def warren_cli(lab, *args):
+        """The CLI against the lab's daemon, over its unix socket: stdout (exit 0 asserted)."""
+        p = subprocess.run([os.path.join(wh.bin_dir(), "warren"), "--url",
+                            "unix:" + os.path.join(lab.data_dir, "warren.sock"), "--api-key",
+                            lab.key, *args], capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, (args, p.returncode, p.stderr)
+        return p.stdout
+
+
+def test_cli_create_and_network_round_trip(lab):
+        """`warren create --network egress --allow ...` and `warren network ID` (GET, PATCH,
+        --reset) against a daemon that offers egress: what they print, and what the sandbox
+        can then reach."""
+        sid = warren_cli(lab, "create", "--network", "egress", "--allow", ":8080/tcp",
+                         "--deny", f"{INTERNET}:443").strip()
+        lab.created.add(sid)
+        try:
+                ip = lab.get(sid)["network_address"]
+                assert warren_cli(lab, "network", sid) == (
+                        f"sandbox_id: {sid}\nnetwork: egress\naddress: {ip}\n"
+                        "allow: 0.0.0.0/0:8080/tcp\n"
+                        f"deny: {INTERNET}/32:443\n")
+                t443, t8080 = ("tcp", INTERNET, 443), ("tcp", INTERNET, 8080)
+                res = lab.probe(sid, [t443, t8080])
+                assert res == {key(t443): "timeout", key(t8080): "open"}, res
+                out = warren_cli(lab, "network", sid, "--allow", "203.0.113.0/24:443/tcp",
+                                 "--deny", "none")
+                assert "allow: 203.0.113.0/24:443/tcp\ndeny: none\n" in out, out
+                res = lab.probe(sid, [t443, t8080])
+                assert res == {key(t443): "open", key(t8080): "timeout"}, res
+                out = warren_cli(lab, "network", sid, "--reset")
+                assert out.endswith("allow: 0.0.0.0/0:443/tcp\nallow: 0.0.0.0/0:53\n"
+                                    "deny: none\n"), out
+                assert lab.get(sid)["network_policy"]["allow"][0]["ports"] == [443]
+                assert warren_cli(lab, "rm", sid) == f"{sid}\n"
+        finally:
+                lab.delete(sid)
+
+
 # ---- a flushed host ruleset, the filter inside the sandbox, connection limits ----
 
 # What every fail-closed check probes: never reachable (private host, metadata service, the
