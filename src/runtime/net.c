@@ -25,9 +25,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <net/if.h>
 #include <linux/openat2.h>
 #include <linux/rtnetlink.h>
+#include <netinet/in.h>
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
@@ -296,9 +298,11 @@ static int nft_run(const char *script, char err[RT_ERR_LEN])
         return nft_run_as(script, NULL, err);
 }
 
-/* Table inet warren (made if missing) and its set blocked4, rewritten: the ranges no
- * sandbox reaches (the sandbox subnet included). The same in both namespaces. */
-static void emit_table(struct sbuf *b)
+/* Table inet warren (made if missing) and its set blocked4: the ranges no sandbox reaches
+ * (the sandbox subnet included). The same in both namespaces. fresh: the set is new (a
+ * new namespace), otherwise it is emptied first; emptying a set, even an empty one, makes
+ * the kernel's commit wait for 10 ms and more, which a create should not pay. */
+static void emit_table(struct sbuf *b, bool fresh)
 {
         char net[INET_ADDRSTRLEN];
 
@@ -306,9 +310,9 @@ static void emit_table(struct sbuf *b)
         sb_printf(b, "add table inet warren\n"
                      "add set inet warren blocked4 { type ipv4_addr; flags interval; "
                      "auto-merge; }\n"
-                     "flush set inet warren blocked4\n"
+                     "%s"
                      "add element inet warren blocked4 { %s/%u",
-                  net, cfg.prefix);
+                  fresh ? "" : "flush set inet warren blocked4\n", net, cfg.prefix);
         for (size_t i = 0; i < ARRAY_SIZE(blocked4); i++)
                 sb_printf(b, ", %s", blocked4[i]);
         sb_printf(b, " }\n");
@@ -330,7 +334,7 @@ static void emit_base(struct sbuf *b)
         const char *br = cfg.bridge;
 
         fmt_ip4(cfg.subnet, net);
-        emit_table(b);
+        emit_table(b, false);
         if (have_ct_timeout)
                 emit_ct_timeout(b);
         sb_printf(b,
@@ -470,12 +474,16 @@ static void emit_rule(struct sbuf *b, const char *chain, const struct rt_net_rul
         sb_printf(b, " %s\n", verdict);
 }
 
-/* The rules of policy p into chain (flushed first), in the order of net.h: deny, the
- * resolvers, the blocked ranges, allow (verdict accept). */
+/* The rules of policy p into chain (flushed first), in the order of net.h: the host's
+ * addresses (host: "a, b, ..." or NULL; inside the sandbox only), deny, the resolvers, the
+ * blocked ranges, allow (verdict accept). */
 static void emit_policy(struct sbuf *b, const char *chain, const struct rt_net_policy *p,
-                        enum dir dir, const char *accept)
+                        enum dir dir, const char *accept, const char *host)
 {
         sb_printf(b, "flush chain inet warren %s\n", chain);
+        if (host && *host)
+                sb_printf(b, "add rule inet warren %s ip %s { %s } drop\n", chain,
+                          dir == DIR_OUT ? "daddr" : "saddr", host);
         /* IPv6 rules are not written: every IPv6 packet of a sandbox is dropped before its
          * chain, so an IPv6 deny rule has nothing left to deny. */
         for (unsigned i = 0; i < p->n_deny; i++)
@@ -562,19 +570,50 @@ static void emit_sandbox(struct sbuf *b, const char *id, uint32_t addr,
                 sb_printf(b, "add chain inet warren %s\n", chain);
         }
         snprintf(accept, sizeof(accept), "goto %s", limits);
-        emit_policy(b, chain, p, DIR_OUT, accept);
+        emit_policy(b, chain, p, DIR_OUT, accept, NULL);
         sb_printf(b, "add element inet warren sandboxes { %s : jump %s }\n", ip, chain);
         emit_port(b, "add", id, addr);
 }
 
-/* Script for the table inside the sandbox's namespace (see net.h). create: the table, its
- * set and base chains too (a new namespace, or one a daemon before this one did not give a
- * table); otherwise the two chains only are rewritten. p NULL: both chains empty (a
- * warm-pool sandbox: nothing leaves it, nothing but loopback and ICMP errors enters). */
-static void emit_inner(struct sbuf *b, const struct rt_net_policy *p, bool create)
+/* What emit_inner writes: the policy's two chains only (a policy change), or everything,
+ * in a new namespace or over what is there (a sandbox that a daemon before this one did
+ * not give a table, or whose table is incomplete). */
+enum inner { INNER_RULES, INNER_FRESH, INNER_WHOLE };
+
+/* The host's own IPv4 addresses (of the calling thread's network namespace, the daemon's)
+ * but loopback, as "a, b, ..." (at most NET_HOST_ADDRS), "" if none or on failure. The
+ * host side keeps every one of them out of reach in its input hook; the table inside the
+ * sandbox gets them too, so that a flushed host ruleset does not open the host's services
+ * on a public address to a policy that allows their port. */
+#define NET_HOST_ADDRS 128
+static void host_addrs(struct sbuf *b)
 {
-        if (create) {
-                emit_table(b);
+        struct ifaddrs *list = NULL;
+        unsigned n = 0;
+
+        sb_printf(b, "%s", "");
+        if (getifaddrs(&list) < 0)
+                return;
+        for (struct ifaddrs *i = list; i && n < NET_HOST_ADDRS; i = i->ifa_next) {
+                if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
+                        continue;
+                uint32_t a = ntohl(((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr);
+                char ip[INET_ADDRSTRLEN];
+                if ((a >> 24) == 127)
+                        continue;
+                fmt_ip4(a, ip);
+                sb_printf(b, "%s%s", n++ ? ", " : "", ip);
+        }
+        freeifaddrs(list);
+}
+
+/* Script for the table inside the sandbox's namespace (see net.h). p NULL: both chains
+ * empty (a warm-pool sandbox: nothing leaves it, nothing but loopback and ICMP errors
+ * enters). */
+static void emit_inner(struct sbuf *b, const struct rt_net_policy *p, enum inner what)
+{
+        if (what != INNER_RULES) {
+                emit_table(b, what == INNER_FRESH);
                 sb_printf(b,
                           "add chain inet warren outbound\n"
                           "add chain inet warren replies\n"
@@ -598,8 +637,13 @@ static void emit_inner(struct sbuf *b, const struct rt_net_policy *p, bool creat
                           "filter; policy drop; }\n");
         }
         if (p) {
-                emit_policy(b, "outbound", p, DIR_OUT, "accept");
-                emit_policy(b, "replies", p, DIR_IN, "accept");
+                struct sbuf host = { 0 };
+                host_addrs(&host);
+                if (host.err)
+                        b->err = host.err;
+                emit_policy(b, "outbound", p, DIR_OUT, "accept", host.s);
+                emit_policy(b, "replies", p, DIR_IN, "accept", host.s);
+                free(host.s);
         } else {
                 sb_printf(b, "flush chain inet warren outbound\nflush chain inet warren replies\n");
         }
@@ -1093,7 +1137,7 @@ int rt_net_attach(const char *id, pid_t init_pid, uint64_t starttime, uint32_t a
         }
         if (r < 0)
                 return r;
-        emit_inner(&inner, policy, true);
+        emit_inner(&inner, policy, INNER_FRESH);
         if (inner.err) {
                 r = errf(err, inner.err, "building the sandbox's own rules");
                 goto fail_nft;
@@ -1133,8 +1177,8 @@ static int inner_apply(int nsfd, const struct rt_net_policy *policy, char err[RT
         struct sbuf b = { 0 }, full = { 0 };
         int r;
 
-        emit_inner(&b, policy, false);
-        emit_inner(&full, policy, true);
+        emit_inner(&b, policy, INNER_RULES);
+        emit_inner(&full, policy, INNER_WHOLE);
         if (b.err || full.err) {
                 r = errf(err, b.err ? b.err : full.err, "building the sandbox's own rules");
         } else {

@@ -29,8 +29,9 @@
  * Inside the sandbox's network namespace (owned by the initial user namespace: nobody in
  * the sandbox can change it), a second copy of the policy, stateless, so that the host's
  * ruleset being flushed or deleted never opens the sandbox's egress: table `inet warren`
- * with hooks output (lo accepted, then chain `outbound`: the same rules as above, allow =
- * accept; the rest drops), input (lo and ICMP errors accepted, then chain `replies`: the
+ * with hooks output (lo accepted, then chain `outbound`: the host's own IPv4 addresses when
+ * the rules were written (drop), then the same rules as above, allow = accept; the rest
+ * drops), input (lo and ICMP errors accepted, then chain `replies`: the
  * mirror image of the policy, source address and port for destination; the rest drops) and
  * forward (drops everything). Without a policy (warm pool) both chains are empty.
  *

@@ -943,7 +943,7 @@ def test_cli_create_and_network_round_trip(lab):
 NEVER = [("tcp", PRIVATE, 443), ("tcp", PRIVATE, 80), ("udp", PRIVATE, 53),
          ("tcp", METADATA, 80), ("tcp", METADATA, 443), ("tcp", RESOLVER, 443),
          ("tcp", INTERNET, 80), ("tcp", INTERNET, 8080), ("tcp", INTERNET, 8443),
-         ("tcp", GATEWAY, 443), ("tcp", UPLINK, 8443)]
+         ("tcp", GATEWAY, 443), ("tcp", UPLINK, 443), ("tcp", UPLINK, 8443)]
 
 
 def key(t):

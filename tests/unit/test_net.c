@@ -239,6 +239,9 @@ static void test_attach_apply_detach(void **state)
         assert_non_null(strstr(rules, "tcp sport 443 accept"));
         assert_non_null(strstr(rules, "ip daddr @blocked4 drop"));
         assert_non_null(strstr(rules, "169.254.0.0/16"));
+        /* the host's own addresses, whatever the policy (here only the gateway's) */
+        assert_non_null(strstr(rules, "ip daddr 10.88.0.1 drop"));
+        assert_non_null(strstr(rules, "ip saddr 10.88.0.1 drop"));
         /* the limit chain's rules, by handle, to see that a policy change keeps them */
         char limits[4096];
         snprintf(limits, sizeof(limits), "%s",
