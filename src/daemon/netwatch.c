@@ -8,10 +8,13 @@
  * uplink made) with its stored policy, and rewrites them all on the threadpool in one
  * transaction (rt_net_restore). While it runs, those sandboxes are marked net_busy, so a
  * policy change cannot be overwritten by the older policy of the snapshot (it gets 409 and
- * is retried by the client). A sandbox whose own network change was under way at snapshot
- * time is left out, and another round follows once the first ends: it then has either its
- * new rules (written after the restore) or none (written before it, then flushed), and
- * the next round covers it.
+ * is retried by the client).
+ *
+ * A sandbox whose own network change (its create's attach, a policy change, a hand-out)
+ * was under way at snapshot time is left out: that change may have written its rules just
+ * before the flush. A retry round follows until each of those is no longer busy, and then
+ * covers it (a change that started after the flush needs nothing: it failed on the missing
+ * table, or wrote its rules after the restore).
  */
 #include "netwatch.h"
 
@@ -27,28 +30,36 @@
 #include "store_net.h"
 #include "util.h"
 
-/* Delay between the first event of a burst and its round; between rounds when some
- * sandboxes were busy or a round failed; the most rounds in a row. */
+/* Delay between the first event of a burst and its round; between retry rounds; the most
+ * retry rounds in a row. */
 #define NETWATCH_DELAY_MS 100
 #define NETWATCH_RETRY_MS 500
-#define NETWATCH_MAX_ROUNDS 20
+#define NETWATCH_MAX_RETRIES 20
 
 /* One sandbox of a round. */
 struct nw_item {
         char id[STORE_ID_MAX];
-        bool marked; /* we set its net_busy */
+        bool marked;                  /* we set its net_busy */
         struct rt_net_policy *policy; /* NULL: a warm-pool sandbox */
+};
+
+/* A list of sandbox ids. */
+struct nw_ids {
+        char (*v)[STORE_ID_MAX];
+        size_t n, cap;
 };
 
 /* A round on the threadpool. */
 struct nw_round {
         uv_work_t w;
-        bool check;    /* only events were lost: restore only if a table is missing */
-        size_t n, cap; /* items */
+        bool check; /* only notifications were lost: restore only if a table is missing */
+        bool retry; /* for the sandboxes left out of the last round (nw.left) */
+        bool idle;  /* egress never started in this process: nothing of ours to restore */
+        size_t n, cap;
         struct nw_item *items;
         struct rt_net_entry *entries;
-        size_t busy; /* sandboxes left out (a change of theirs was under way) */
-        bool missing; /* check: a table was missing */
+        struct nw_ids left; /* left out: their change was under way */
+        bool missing;       /* check: a table was missing */
         size_t done;
         int r;
         char err[RT_ERR_LEN];
@@ -61,11 +72,53 @@ static struct {
         uv_poll_t poll;
         uv_timer_t timer;
         bool started;
-        bool running;  /* a round is on the threadpool */
-        bool want;     /* something of ours was removed: a round is due */
-        bool lost;     /* notifications were lost: a check is due */
-        unsigned rounds;
+        bool running;     /* a round is on the threadpool */
+        bool want;        /* something of ours was removed: a round is due */
+        bool lost;        /* notifications were lost: a check is due */
+        bool retry;       /* sandboxes were left out of the last round: a retry is due */
+        struct nw_ids left; /* those sandboxes */
+        unsigned retries; /* retry or failed rounds in a row */
 } nw = { .fd = -1 };
+
+static bool ids_has(const struct nw_ids *l, const char *id)
+{
+        for (size_t i = 0; i < l->n; i++)
+                if (strcmp(l->v[i], id) == 0)
+                        return true;
+        return false;
+}
+
+static int ids_add(struct nw_ids *l, const char *id)
+{
+        if (l->n == l->cap) {
+                size_t cap = l->cap ? l->cap * 2 : 8;
+                char(*v)[STORE_ID_MAX] = reallocarray(l->v, cap, sizeof(*v));
+                if (!v)
+                        return -ENOMEM;
+                l->v = v;
+                l->cap = cap;
+        }
+        snprintf(l->v[l->n++], STORE_ID_MAX, "%s", id);
+        return 0;
+}
+
+static void ids_free(struct nw_ids *l)
+{
+        free(l->v);
+        *l = (struct nw_ids){ 0 };
+}
+
+/* Give back the net_busy marks of a round's sandboxes (those still live). */
+static void unmark(struct nw_round *rd)
+{
+        for (size_t i = 0; i < rd->n; i++) {
+                struct sandbox *sb = rd->items[i].marked
+                                             ? mgr_find(nw.app->mgr, rd->items[i].id)
+                                             : NULL;
+                if (sb)
+                        sb->net_busy = false;
+        }
+}
 
 static void round_free(struct nw_round *rd)
 {
@@ -75,6 +128,7 @@ static void round_free(struct nw_round *rd)
                 free(rd->items[i].policy);
         free(rd->items);
         free(rd->entries);
+        ids_free(&rd->left);
         free(rd);
 }
 
@@ -107,14 +161,17 @@ static void collect(struct sandbox *sb, void *ud)
         if (!sb->net_addr || sb->state == SB_STOPPING || sb->state == SB_DELETING)
                 return;
         if (sb->init_pid <= 0 || sb->net_busy) {
-                rd->busy++; /* its create or its policy change is under way */
+                /* Its create or its policy change is under way. In a retry, only those
+                 * left out before matter (see the top of the file). */
+                if ((!rd->retry || ids_has(&nw.left, sb->id)) && ids_add(&rd->left, sb->id) < 0)
+                        rd->r = -ENOMEM;
                 return;
         }
         if (rd->n == rd->cap) {
                 size_t cap = rd->cap ? rd->cap * 2 : 16;
                 struct nw_item *v = reallocarray(rd->items, cap, sizeof(*v));
                 if (!v) {
-                        rd->busy++; /* counted so that another round follows */
+                        rd->r = -ENOMEM;
                         return;
                 }
                 rd->items = v;
@@ -142,6 +199,9 @@ static void round_work(uv_work_t *w)
         struct nw_round *rd = (struct nw_round *)w;
         uint64_t t0 = util_now_ns();
 
+        rd->idle = !rt_net_initialized();
+        if (rd->idle)
+                return;
         if (rd->check) {
                 bool ok = true;
                 rd->r = rt_net_tables_present(&ok, rd->err);
@@ -166,58 +226,60 @@ static void schedule(uint64_t ms)
 static void round_done(uv_work_t *w, int status)
 {
         struct nw_round *rd = (struct nw_round *)w;
-        bool again = false;
+        bool failed = status < 0 || rd->r < 0;
 
         nw.running = false;
-        for (size_t i = 0; i < rd->n; i++) {
-                struct sandbox *sb = rd->items[i].marked ? mgr_find(nw.app->mgr, rd->items[i].id)
-                                                         : NULL;
-                if (sb)
-                        sb->net_busy = false;
-        }
-        if (status < 0 || rd->r < 0) {
+        unmark(rd);
+        if (failed) {
                 app_log("network: restoring the host's nftables rules failed: %s",
                         status < 0 ? uv_strerror(status) : rd->err);
-                again = true;
-        } else if (!rd->check || rd->missing) {
+                nw.want = true; /* all of it again */
+        } else if (!rd->idle && (!rd->check || rd->missing)) {
                 app_log("network: another program removed warren's nftables rules from the "
                         "host (e.g. nft flush ruleset); restored the base rules and those of "
                         "%zu sandbox(es) in %.1f ms%s",
                         rd->done, rd->ms,
-                        rd->busy ? "; sandboxes with a change under way follow" : "");
-                again = rd->busy > 0;
+                        rd->left.n ? "; sandboxes with a change under way follow" : "");
+                ids_free(&nw.left);
+                nw.left = rd->left;
+                rd->left = (struct nw_ids){ 0 };
+                nw.retry = nw.left.n > 0;
         }
         round_free(rd);
-        /* Rounds repeated for a failure or a busy sandbox are bounded; rounds for new
+        /* Retries (for a failure or a sandbox left out) are bounded; rounds for new
          * events are not (each answers something that happened). */
-        nw.rounds = again ? nw.rounds + 1 : 0;
-        if (nw.rounds > NETWATCH_MAX_ROUNDS) {
+        nw.retries = failed || nw.retry ? nw.retries + 1 : 0;
+        if (nw.retries > NETWATCH_MAX_RETRIES) {
                 app_log("network: giving up restoring the host's nftables rules after %d "
                         "rounds; restart warrend to write them again",
-                        NETWATCH_MAX_ROUNDS);
-                nw.rounds = 0;
-                again = false;
+                        NETWATCH_MAX_RETRIES);
+                nw.retries = 0;
+                nw.retry = false;
+                ids_free(&nw.left);
+                if (failed)
+                        nw.want = false;
         }
-        nw.want |= again;
-        if (nw.started && (nw.want || nw.lost))
-                schedule(again ? NETWATCH_RETRY_MS : NETWATCH_DELAY_MS);
+        if (nw.started && (nw.want || nw.lost || nw.retry))
+                schedule(!failed && (nw.want || nw.lost) ? NETWATCH_DELAY_MS
+                                                         : NETWATCH_RETRY_MS);
 }
 
 static void on_timer(uv_timer_t *t)
 {
         (void)t;
-        if (nw.running || (!nw.want && !nw.lost))
+        if (nw.running || (!nw.want && !nw.lost && !nw.retry))
                 return;
         struct nw_round *rd = calloc(1, sizeof(*rd));
         if (!rd) {
                 schedule(NETWATCH_RETRY_MS);
                 return;
         }
-        rd->check = !nw.want;
-        nw.want = nw.lost = false;
+        rd->retry = !nw.want && nw.retry;
+        rd->check = !nw.want && !nw.retry;
+        nw.want = nw.lost = nw.retry = false;
         mgr_foreach(nw.app->mgr, collect, rd);
         rd->entries = calloc(rd->n ? rd->n : 1, sizeof(*rd->entries));
-        if (!rd->entries)
+        if (rd->r < 0 || !rd->entries)
                 goto fail;
         for (size_t i = 0; i < rd->n; i++) {
                 struct sandbox *sb = mgr_find(nw.app->mgr, rd->items[i].id);
@@ -234,12 +296,7 @@ static void on_timer(uv_timer_t *t)
         nw.running = true;
         return;
 fail:
-        for (size_t i = 0; i < rd->n; i++) {
-                struct sandbox *sb = rd->items[i].marked ? mgr_find(nw.app->mgr, rd->items[i].id)
-                                                         : NULL;
-                if (sb)
-                        sb->net_busy = false;
-        }
+        unmark(rd);
         round_free(rd);
         nw.want = true;
         schedule(NETWATCH_RETRY_MS);
@@ -313,4 +370,5 @@ void netwatch_stop(void)
         uv_close((uv_handle_t *)&nw.poll, on_poll_closed);
         uv_timer_stop(&nw.timer);
         uv_close((uv_handle_t *)&nw.timer, NULL);
+        ids_free(&nw.left);
 }

@@ -1207,13 +1207,23 @@ int rt_net_apply(const char *id, pid_t init_pid, uint64_t starttime, uint32_t ad
         r = open_sandbox(init_pid, starttime, &nsfd, &rootfd);
         if (r < 0)
                 return errf(err, r, "sandbox %s is not running", id);
-        /* Inside first: while the two differ, what passes is what both allow. */
-        r = inner_apply(nsfd, policy, err);
+        /* The host first: its transaction is the one that can fail (its tables flushed by
+         * another program, a stale entry), and then nothing has changed anywhere. While
+         * the two differ, what passes is what both allow. Liveness is checked under the
+         * nftables lock (nft_run_as): a stop kills warren-init before it detaches, so an
+         * apply that races a stop writes nothing. */
+        r = nft_sandbox(id, addr, policy, !replace, &owner, err);
         if (r < 0)
                 return r;
-        /* Liveness is checked under the nftables lock (nft_run_as): a stop kills
-         * warren-init before it detaches, so an apply that races a stop writes nothing. */
-        return nft_sandbox(id, addr, policy, !replace, &owner, err);
+        return inner_apply(nsfd, policy, err);
+}
+
+bool rt_net_initialized(void)
+{
+        pthread_mutex_lock(&init_lock);
+        bool inited = init_done;
+        pthread_mutex_unlock(&init_lock);
+        return configured && inited;
 }
 
 int rt_net_restore(const struct rt_net_entry *v, size_t n, size_t *ret_done,
@@ -1223,10 +1233,7 @@ int rt_net_restore(const struct rt_net_entry *v, size_t n, size_t *ret_done,
         size_t done = 0;
         int r;
 
-        pthread_mutex_lock(&init_lock);
-        bool inited = init_done;
-        pthread_mutex_unlock(&init_lock);
-        if (!configured || !inited) {
+        if (!rt_net_initialized()) {
                 *ret_done = 0;
                 return 0;
         }
@@ -1286,10 +1293,7 @@ int rt_net_tables_present(bool *ret_ok, char err[RT_ERR_LEN])
         char *out = NULL;
         int r;
 
-        pthread_mutex_lock(&init_lock);
-        bool inited = init_done;
-        pthread_mutex_unlock(&init_lock);
-        if (!configured || !inited) {
+        if (!rt_net_initialized()) {
                 *ret_ok = true;
                 return 0;
         }

@@ -118,14 +118,16 @@ void rt_net_addr_range(uint32_t *ret_first, uint32_t *ret_last);
 int rt_net_attach(const char *id, pid_t init_pid, uint64_t starttime, uint32_t addr,
                   const struct rt_net_policy *policy, char err[RT_ERR_LEN]);
 
-/* Replace the policy of a sandbox that has an uplink (one transaction: no packet sees a
- * half-written chain). replace: it has a chain to rewrite (a policy change, a restart): a
- * transaction that removes rules, which the kernel makes wait 7-19 ms here (CPU idle); it
- * is re-created if missing (the ruleset was flushed meanwhile), after a failed transaction
- * (as slow). !replace: it has none yet (a warm-pool sandbox handed out),
- * the chain is written in one transaction without removals (0.3-0.4 ms). -ESRCH, changing
- * nothing, if warren-init is no longer the process given: a sandbox being stopped never
- * gets its rules back. */
+/* Replace the policy of a sandbox that has an uplink: on the host, then inside (one
+ * transaction each: no packet sees a half-written chain). replace: it has a chain to
+ * rewrite (a policy change, a restart): a transaction that removes rules, which the kernel
+ * makes wait 7-19 ms here (CPU idle), on each side; it is re-created if missing (the
+ * ruleset was flushed meanwhile), after a failed transaction (as slow). !replace: it has
+ * none yet (a warm-pool sandbox handed out), the chain is written in one transaction
+ * without removals (0.3-0.4 ms). A failure on the host changes nothing; one inside (rare:
+ * the namespace is there) leaves the host's new rules. -ESRCH, changing nothing, if
+ * warren-init is no longer the process given: a sandbox being stopped never gets its rules
+ * back. */
 int rt_net_apply(const char *id, pid_t init_pid, uint64_t starttime, uint32_t addr,
                  const struct rt_net_policy *policy, bool replace, char err[RT_ERR_LEN]);
 
@@ -137,6 +139,9 @@ int rt_net_apply(const char *id, pid_t init_pid, uint64_t starttime, uint32_t ad
  * whose rules were written. */
 int rt_net_restore(const struct rt_net_entry *v, size_t n, size_t *ret_done,
                    char err[RT_ERR_LEN]);
+
+/* Whether rt_net_init has run in this process (warren's host-side rules exist, or did). */
+bool rt_net_initialized(void);
 
 /* Whether both host-side tables exist (*ret_ok), to check after lost notifications. True
  * before rt_net_init ever ran. */

@@ -835,7 +835,10 @@ def test_restart_keeps_network_and_restores_rules(lab):
 
 
 def nft_elements(lab, kind, name, family):
-        """Elements of an nft set or map in D, one string each."""
+        """Elements of an nft set or map in D, one string each (none before its table
+        exists: no egress sandbox was made yet in this lab)."""
+        if "warren" not in lab.nft("list", "tables", family):
+                return []
         out = lab.nft("-j", "list", kind, family, "warren", name)
         for obj in json.loads(out)["nftables"]:
                 body = obj.get(kind)
@@ -1058,6 +1061,42 @@ def test_watch_restores_flushed_host_rules(lab):
                 res = lab.probe(sid, allowed)
                 assert res[f"tcp {INTERNET} 8080"] == "open", res
                 assert res[f"tcp {INTERNET} 443"] != "open", res
+        finally:
+                lab.delete(sid)
+
+
+def test_policy_change_racing_a_restore(lab):
+        """A policy change sent right after the host's ruleset is flushed answers 200, 409
+        (the restore holds the sandbox) or 500 (it reached the host before the restore and
+        changed nothing); retried until it passes, what the sandbox reaches in the end is
+        the stored policy, on both layers."""
+        sid = lab.create(network="egress",
+                         network_policy={"allow": [{"ports": [443], "protocol": "tcp"}]}
+                         )["sandbox_id"]
+        try:
+                ip = lab.get(sid)["network_address"]
+                log_mark = len(lab.log_tail(10**9))
+                lab.nft("flush", "ruleset")
+                seen = set()
+
+                def patched():
+                        status, body = lab.patch(sid, {"allow": [{"ports": [8080],
+                                                                  "protocol": "tcp"}]})
+                        assert status in (200, 409, 500), (status, body)
+                        seen.add(status)
+                        return status == 200
+                wh.wait_until(patched, 20, interval=0.02, what="the policy change to pass")
+                wh.wait_until(lambda: ip in lab.nft("list", "map", "inet", "warren",
+                                                    "sandboxes") and
+                              "restored the base rules" in lab.log_tail(10**9)[log_mark:],
+                              20, what="the restore")
+                assert lab.get(sid)["network_policy"]["allow"][0]["ports"] == [8080]
+                res = lab.probe(sid, [("tcp", INTERNET, 443), ("tcp", INTERNET, 8080)])
+                assert res == {f"tcp {INTERNET} 443": "timeout",
+                               f"tcp {INTERNET} 8080": "open"}, (res, seen)
+                rules = inner_ruleset(lab, sid)
+                assert "tcp dport 8080 accept" in rules and "dport 443" not in rules, rules
+                assert "tcp dport 8080 goto sl_" in lab.nft("list", "table", "inet", "warren")
         finally:
                 lab.delete(sid)
 
