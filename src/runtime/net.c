@@ -589,6 +589,7 @@ enum inner { INNER_RULES, INNER_FRESH, INNER_WHOLE };
 static void host_addrs(struct sbuf *b)
 {
         struct ifaddrs *list = NULL;
+        uint32_t seen[NET_HOST_ADDRS];
         unsigned n = 0;
 
         sb_printf(b, "%s", "");
@@ -599,8 +600,12 @@ static void host_addrs(struct sbuf *b)
                         continue;
                 uint32_t a = ntohl(((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr);
                 char ip[INET_ADDRSTRLEN];
-                if ((a >> 24) == 127)
+                bool dup = false;
+                for (unsigned k = 0; k < n && !dup; k++)
+                        dup = seen[k] == a; /* the same address on two links */
+                if ((a >> 24) == 127 || dup)
                         continue;
+                seen[n] = a;
                 fmt_ip4(a, ip);
                 sb_printf(b, "%s%s", n++ ? ", " : "", ip);
         }
