@@ -206,7 +206,29 @@ int cli_upload(struct cli *c, const char *path, int fd, uint64_t size, struct cl
  * outside 0..255, or none). */
 int cli_job_exit_status(const json_t *job);
 
-/* ---- verbs (sandbox.c, exec.c, files.c, jobs.c, attach.c, main.c) ---- */
+/* ---- network.c ---- */
+
+/* The --allow and --deny rules of one command line, as the API's lists (see network.c for
+ * the rule syntax). A list is NULL until its option is given; "none" makes it empty. */
+struct cli_netpol {
+        json_t *lists[2]; /* [0] allow, [1] deny */
+        bool none[2];     /* "none" was given for that list */
+};
+
+/* Add the rule text to the deny (or allow) list. CLI_CONTINUE, or an exit status after a
+ * usage message (a malformed rule, "none" mixed with rules). */
+int cli_netpol_add(struct cli *c, struct cli_netpol *np, bool deny, const char *text);
+
+/* Whether any --allow or --deny was given. */
+bool cli_netpol_given(const struct cli_netpol *np);
+
+/* Set "allow" and/or "deny" (those given) on the policy object. 0 or -ENOMEM. */
+int cli_netpol_set(const struct cli_netpol *np, json_t *policy);
+
+/* Release the lists (accepts a zeroed one). */
+void cli_netpol_done(struct cli_netpol *np);
+
+/* ---- verbs (sandbox.c, exec.c, files.c, jobs.c, attach.c, network.c, main.c) ---- */
 
 int verb_create(struct cli *c, int argc, char **argv);
 int verb_ls(struct cli *c, int argc, char **argv);
@@ -231,11 +253,12 @@ int verb_logs(struct cli *c, int argc, char **argv);
 int verb_kill(struct cli *c, int argc, char **argv);
 int verb_attach(struct cli *c, int argc, char **argv);
 int verb_shell(struct cli *c, int argc, char **argv);
+int verb_network(struct cli *c, int argc, char **argv);
 
 /* Help texts, printed by `warren VERB --help` and `warren help VERB`. */
 extern const char help_create[], help_ls[], help_get[], help_status[], help_stop[], help_rm[],
         help_template[], help_health[], help_exec[], help_cp[], help_cat[], help_write[],
         help_ls_files[], help_mkdir[], help_rm_file[], help_mv[], help_stat[], help_ps[],
-        help_start[], help_logs[], help_kill[], help_attach[], help_shell[];
+        help_start[], help_logs[], help_kill[], help_attach[], help_shell[], help_network[];
 
 #endif

@@ -46,6 +46,7 @@ static const struct verb verbs[] = {
         { "attach", verb_attach, help_attach, "attach to a job (output, stdin, terminal)" },
         { "kill", verb_kill, help_kill, "kill a job or send it a signal" },
         { "shell", verb_shell, help_shell, "open an interactive shell in a sandbox" },
+        { "network", verb_network, help_network, "show or change a sandbox's egress policy" },
         { "stop", verb_stop, help_stop, "stop sandboxes (their files stay)" },
         { "rm", verb_rm, help_rm, "delete sandboxes" },
         { "template", verb_template, help_template, "list templates (template ls)" },

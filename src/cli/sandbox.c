@@ -18,6 +18,7 @@
 const char help_create[] =
         "Usage: warren create [--cpus C] [--memory M] [--disk D] [--timeout SECONDS]\n"
         "                     [--template T] [--env K=V]...\n"
+        "                     [--network egress [--allow RULE]... [--deny RULE]...]\n"
         "\n"
         "Create a sandbox and print its id (only the id, so `ID=$(warren create)` works).\n"
         "\n"
@@ -28,10 +29,19 @@ const char help_create[] =
         "  --template T       root filesystem template (default \"base\";\n"
         "                     see `warren template ls`)\n"
         "  -e, --env K=V      environment variable for every command; repeatable\n"
+        "  --network N        none (default: loopback only) or egress (an uplink whose\n"
+        "                     egress policy is the --allow and --deny rules)\n"
+        "  --allow RULE       with egress: allow this destination; repeatable (default:\n"
+        "                     TCP 443 and DNS 53 anywhere; `--allow none`: nothing)\n"
+        "  --deny RULE        with egress: deny this destination first; repeatable\n"
         "  --json             print the whole answer instead of the id\n"
         "\n"
-        "Example:\n"
-        "  ID=$(warren create --cpus 1 --memory 1Gi --timeout 300)\n";
+        "RULE is CIDR[:PORTS][/tcp|/udp], as for `warren network` (see its --help).\n"
+        "\n"
+        "Examples:\n"
+        "  ID=$(warren create --cpus 1 --memory 1Gi --timeout 300)\n"
+        "  ID=$(warren create --network egress --allow :443/tcp --allow :53/udp \\\n"
+        "       --deny 203.0.113.0/24)\n";
 
 const char help_ls[] =
         "Usage: warren ls [--status S] [--limit N] [--all]\n"
@@ -101,9 +111,19 @@ const char help_health[] =
         "  warren --url unix:/var/lib/warren/warren.sock health\n";
 
 /* Parse create's options into body (and env). CLI_CONTINUE or an exit status. */
-static int create_parse(struct cli *c, int argc, char **argv, json_t *body, json_t *env)
+static int create_parse(struct cli *c, int argc, char **argv, json_t *body, json_t *env,
+                        struct cli_netpol *np)
 {
-        enum { OPT_CPUS = OPT_VERB_FIRST, OPT_MEMORY, OPT_DISK, OPT_TIMEOUT, OPT_TEMPLATE };
+        enum {
+                OPT_CPUS = OPT_VERB_FIRST,
+                OPT_MEMORY,
+                OPT_DISK,
+                OPT_TIMEOUT,
+                OPT_TEMPLATE,
+                OPT_NETWORK,
+                OPT_ALLOW,
+                OPT_DENY,
+        };
         static const struct option opts[] = {
                 { "cpus", required_argument, NULL, OPT_CPUS },
                 { "memory", required_argument, NULL, OPT_MEMORY },
@@ -111,10 +131,13 @@ static int create_parse(struct cli *c, int argc, char **argv, json_t *body, json
                 { "timeout", required_argument, NULL, OPT_TIMEOUT },
                 { "template", required_argument, NULL, OPT_TEMPLATE },
                 { "env", required_argument, NULL, 'e' },
+                { "network", required_argument, NULL, OPT_NETWORK },
+                { "allow", required_argument, NULL, OPT_ALLOW },
+                { "deny", required_argument, NULL, OPT_DENY },
                 CLI_GLOBAL_OPTIONS,
                 {},
         };
-        const char *field;
+        const char *field, *network = NULL;
         long timeout;
         int opt, r;
 
@@ -132,6 +155,16 @@ static int create_parse(struct cli *c, int argc, char **argv, json_t *body, json
                         break;
                 case OPT_TEMPLATE:
                         field = "template";
+                        break;
+                case OPT_NETWORK:
+                        field = "network";
+                        network = optarg;
+                        break;
+                case OPT_ALLOW:
+                case OPT_DENY:
+                        r = cli_netpol_add(c, np, opt == OPT_DENY, optarg);
+                        if (r != CLI_CONTINUE)
+                                return r;
                         break;
                 case OPT_TIMEOUT:
                         /* The server enforces its own range; this only catches typos. */
@@ -157,12 +190,31 @@ static int create_parse(struct cli *c, int argc, char **argv, json_t *body, json
                 return cli_usage(c, "create takes no arguments ('%s')", argv[optind]);
         if (json_object_size(env) > 0)
                 json_object_set(body, "env", env);
+        /* The rules are the policy of an egress sandbox: never sent for another network
+         * (the server would refuse them), and egress is not implied by them. */
+        if (cli_netpol_given(np)) {
+                json_t *policy = json_object();
+                if (!network || strcmp(network, "egress") != 0) {
+                        json_decref(policy);
+                        return cli_usage(c, "--allow and --deny need --network egress");
+                }
+                if (!policy || cli_netpol_set(np, policy) < 0) {
+                        json_decref(policy);
+                        fputs("warren: out of memory\n", stderr);
+                        return CLI_EXIT_FAIL;
+                }
+                if (json_object_set_new(body, "network_policy", policy) < 0) {
+                        fputs("warren: out of memory\n", stderr);
+                        return CLI_EXIT_FAIL;
+                }
+        }
         return CLI_CONTINUE;
 }
 
 int verb_create(struct cli *c, int argc, char **argv)
 {
         json_t *body = json_object(), *env = json_object();
+        struct cli_netpol np = {};
         struct cli_answer a = {};
         const char *id;
         int r;
@@ -173,7 +225,7 @@ int verb_create(struct cli *c, int argc, char **argv)
                 fputs("warren: out of memory\n", stderr);
                 return CLI_EXIT_FAIL;
         }
-        r = create_parse(c, argc, argv, body, env);
+        r = create_parse(c, argc, argv, body, env, &np);
         if (r != CLI_CONTINUE)
                 goto out;
         r = cli_ready(c, true);
@@ -196,6 +248,7 @@ int verb_create(struct cli *c, int argc, char **argv)
         }
 out:
         cli_answer_done(&a);
+        cli_netpol_done(&np);
         json_decref(env);
         json_decref(body);
         return r;

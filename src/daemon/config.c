@@ -97,6 +97,12 @@ static const struct knob {
           "longest lifetime in seconds of a JWT from POST /api/v1/auth/token (60-86400)" },
         { "NETWORK_EGRESS", K_BOOL, "true", offsetof(struct config, network_egress),
           "offer network: egress (a NATed uplink; see docs/security.md)" },
+        { "NETWORK_MAX_CONNS", K_INT, "512", offsetof(struct config, network_max_conns),
+          "open connections an egress sandbox may have in the host's conntrack table;\n"
+          "                       more are refused (0: no limit)" },
+        { "NETWORK_CONN_RATE", K_INT, "100", offsetof(struct config, network_conn_rate),
+          "new connections per second an egress sandbox may open, in bursts of up to\n"
+          "                       twice as many; more are refused (0: no limit)" },
 };
 
 void config_usage(FILE *f)
@@ -355,6 +361,11 @@ int config_load(struct config *cfg, int argc, char **argv, int *ret_argi)
             (cfg->rate_limit_rps > 0 && cfg->rate_limit_burst < 1)) {
                 fprintf(stderr, "warrend: RATE_LIMIT_RPS must be 0-1000000 and RATE_LIMIT_BURST "
                                 "1-1000000\n");
+                return -EINVAL;
+        }
+        if (cfg->network_max_conns > 1000000 || cfg->network_conn_rate > 1000000) {
+                fprintf(stderr, "warrend: NETWORK_MAX_CONNS and NETWORK_CONN_RATE must be "
+                                "0-1000000\n");
                 return -EINVAL;
         }
         if (cfg->min_timeout_s < 1 || cfg->min_timeout_s > cfg->max_timeout_s ||

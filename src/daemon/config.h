@@ -55,6 +55,10 @@ struct config {
         char network_subnet[32];       /* NETWORK_SUBNET (10.88.0.0/16): sandbox addresses */
         char network_bridge[16];       /* NETWORK_BRIDGE (warren0): the host bridge */
         char network_dns[128];         /* NETWORK_DNS (host): host, none or IPv4 list */
+        int64_t network_max_conns;     /* NETWORK_MAX_CONNS (512): open connections per
+                                        * egress sandbox (0 = no limit) */
+        int64_t network_conn_rate;     /* NETWORK_CONN_RATE (100): new connections a second
+                                        * per egress sandbox (0 = no limit) */
 };
 
 /* Fill cfg from argv and the environment. Returns 0, 1 if --help/--version was printed (exit

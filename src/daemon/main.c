@@ -21,6 +21,7 @@
 #include "manager.h"
 #include "quota.h"
 #include "netpolicy.h"
+#include "netwatch.h"
 #include "runtime.h"
 #include "secrets.h"
 #include "util.h"
@@ -35,6 +36,7 @@ static void on_signal(uv_signal_t *h, int signum)
         uv_signal_stop(&sig_int);
         http_server_close(app.http);
         mgr_shutdown(app.mgr);
+        netwatch_stop();
         jobs_shutdown(&app);
         uv_stop(app.loop);
 }
@@ -218,6 +220,7 @@ int main(int argc, char **argv)
         r = mgr_adopt(app.mgr);
         if (r < 0)
                 fprintf(stderr, "warrend: adopting sandboxes: %s\n", strerror(-r));
+        (void)netwatch_start(&app); /* logs why not */
 
         r = http_server_listen_tcp(app.http, app.cfg.listen, &app.port);
         if (r < 0) {

@@ -1518,6 +1518,13 @@ int mgr_new(struct app *app, struct manager **ret)
         return 0;
 }
 
+void mgr_foreach(struct manager *m, void (*fn)(struct sandbox *sb, void *ud), void *ud)
+{
+        for (unsigned b = 0; b < MGR_BUCKETS; b++)
+                for (struct sandbox *sb = m->buckets[b]; sb; sb = sb->next)
+                        fn(sb, ud);
+}
+
 void mgr_shutdown(struct manager *m)
 {
         m->shut = true;

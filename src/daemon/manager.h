@@ -103,6 +103,9 @@ int mgr_delete(struct manager *m, const char *id, mgr_done_cb cb, void *ud);
 int mgr_net_set(struct manager *m, const char *id, const struct rt_net_policy *policy,
                 mgr_done_cb cb, void *ud);
 
+/* Call fn for every live sandbox (fn must not add or free sandboxes). */
+void mgr_foreach(struct manager *m, void (*fn)(struct sandbox *sb, void *ud), void *ud);
+
 /* Number of live sandboxes. */
 size_t mgr_live_count(const struct manager *m);
 

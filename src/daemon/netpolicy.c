@@ -417,6 +417,11 @@ int netpolicy_config(const struct config *cfg, const char *resolv_path, struct r
                 if (nc.n_dns == 0)
                         return bad(err, errlen, "NETWORK_DNS: expected host, none or addresses");
         }
+        if (cfg->network_max_conns < 0 || cfg->network_max_conns > 1000000 ||
+            cfg->network_conn_rate < 0 || cfg->network_conn_rate > 1000000)
+                return bad(err, errlen, "NETWORK_MAX_CONNS and NETWORK_CONN_RATE: 0-1000000");
+        nc.max_conns = (uint32_t)cfg->network_max_conns;
+        nc.conn_rate = (uint32_t)cfg->network_conn_rate;
         *ret = nc;
         return 0;
 }

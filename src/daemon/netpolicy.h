@@ -41,7 +41,8 @@ int netpolicy_from_json(json_t *v, const struct rt_net_policy *base, struct rt_n
 /* The canonical JSON of a policy (new reference, or NULL on allocation failure). */
 json_t *netpolicy_to_json(const struct rt_net_policy *p);
 
-/* The uplink settings from NETWORK_SUBNET, NETWORK_BRIDGE and NETWORK_DNS. resolv_path is
+/* The uplink settings from NETWORK_SUBNET, NETWORK_BRIDGE, NETWORK_DNS and the limits
+ * NETWORK_MAX_CONNS and NETWORK_CONN_RATE. resolv_path is
  * the file read for NETWORK_DNS=host (normally /etc/resolv.conf). -EINVAL with a message. */
 int netpolicy_config(const struct config *cfg, const char *resolv_path, struct rt_net_config *ret,
                      char *err, size_t errlen);

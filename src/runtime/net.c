@@ -12,17 +12,24 @@
  * network namespace (setns changes only the calling thread's namespace): a worker thread of
  * the daemon never changes namespace, so nothing else ever runs in a sandbox's namespace.
  *
- * Names are derived from the sandbox id (FNV-1a, 48 bits): veth wvHASH, chain sb_HASH, so
- * every function can find a sandbox's objects from its id and address alone.
+ * Names are derived from the sandbox id (FNV-1a, 48 bits): veth wvHASH, chains sb_HASH
+ * (policy) and sl_HASH (limits), so every function can find a sandbox's objects from its id
+ * and address alone.
+ *
+ * Every policy is written twice: on the host (stateful: NAT, limits, the bridge's checks)
+ * and, stateless, inside the sandbox's own namespace, where only host root can reach it. The
+ * inner copy is what makes a flushed host ruleset fail closed (net.h).
  */
 #include "net.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <net/if.h>
 #include <linux/openat2.h>
 #include <linux/rtnetlink.h>
+#include <netinet/in.h>
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
@@ -51,6 +58,17 @@ static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool init_done;
 /* Held around every libnftables run. */
 static pthread_mutex_t nft_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Whether the kernel took the ct timeout object tcp_short: kernels without
+ * CONFIG_NF_CONNTRACK_TIMEOUT get the limits without it. Written once, by the first
+ * rt_net_init under init_lock; read only after rt_net_init returned. */
+static bool have_ct_timeout;
+
+/* Seconds a closed TCP connection of a sandbox stays in the host's conntrack table (the
+ * kernel's default TIME_WAIT is 120): entries of closed connections are not counted by the
+ * connection limit, so this bounds what a sandbox opening and closing connections at the
+ * allowed rate can hold in the table. */
+#define NET_TIME_WAIT_S 30
+#define NET_CLOSE_S 10
 
 /* Ranges no sandbox may reach, whatever its policy: "this network", RFC 1918, shared
  * address space (carrier NAT), loopback, link-local (cloud metadata at 169.254.169.254),
@@ -127,12 +145,19 @@ static void host_ifname(const char *id, char out[IFNAMSIZ])
         snprintf(out, IFNAMSIZ, "wv%s", h);
 }
 
-/* The sandbox's nftables chain name. */
+/* The sandbox's nftables chain names: its policy, its limits. */
 static void chain_name(const char *id, char out[16])
 {
         char h[13];
         id_hash(id, h);
         snprintf(out, 16, "sb_%s", h);
+}
+
+static void limits_name(const char *id, char out[16])
+{
+        char h[13];
+        id_hash(id, h);
+        snprintf(out, 16, "sl_%s", h);
 }
 
 /* The MAC of an address: 02:77 (locally administered, unicast) then the IPv4 address, so
@@ -222,20 +247,15 @@ struct owner {
         uint64_t starttime;
 };
 
-static int nft_run_as(const char *script, const struct owner *owner, char err[RT_ERR_LEN])
+/* The run itself, in the calling thread's network namespace; nft_lock held. out (may be
+ * NULL): the command's output, copied (for listings). */
+static int nft_exec(const char *script, char **out, char err[RT_ERR_LEN])
 {
         int r = 0;
 
-        pthread_mutex_lock(&nft_lock);
-        if (owner && owner->pid > 0 && !rt_sandbox_alive(owner->pid, owner->starttime)) {
-                pthread_mutex_unlock(&nft_lock);
-                return errf(err, -ESRCH, "the sandbox is not running");
-        }
         struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
-        if (!ctx) {
-                pthread_mutex_unlock(&nft_lock);
+        if (!ctx)
                 return errf(err, -ENOMEM, "nftables context");
-        }
         nft_ctx_buffer_output(ctx);
         nft_ctx_buffer_error(ctx);
         if (nft_run_cmd_from_buffer(ctx, script) != 0) {
@@ -250,8 +270,25 @@ static int nft_run_as(const char *script, const struct owner *owner, char err[RT
                     : strstr(msg, "No such file or directory") ? -ENOENT
                                                                 : -EIO;
                 errf(err, r, "nftables: %s", line[0] ? line : "failed");
+        } else if (out) {
+                const char *o = nft_ctx_get_output_buffer(ctx);
+                *out = strdup(o ? o : "");
+                if (!*out)
+                        r = errf(err, -ENOMEM, "nftables output");
         }
         nft_ctx_free(ctx);
+        return r;
+}
+
+static int nft_run_as(const char *script, const struct owner *owner, char err[RT_ERR_LEN])
+{
+        int r;
+
+        pthread_mutex_lock(&nft_lock);
+        if (owner && owner->pid > 0 && !rt_sandbox_alive(owner->pid, owner->starttime))
+                r = errf(err, -ESRCH, "the sandbox is not running");
+        else
+                r = nft_exec(script, NULL, err);
         pthread_mutex_unlock(&nft_lock);
         return r;
 }
@@ -261,25 +298,46 @@ static int nft_run(const char *script, char err[RT_ERR_LEN])
         return nft_run_as(script, NULL, err);
 }
 
-/* The base tables and chains (see net.h), rewritten in one transaction. */
-static int nft_base(char err[RT_ERR_LEN])
+/* Table inet warren (made if missing) and its set blocked4: the ranges no sandbox reaches
+ * (the sandbox subnet included). The same in both namespaces. fresh: the set is new (a
+ * new namespace), otherwise it is emptied first; emptying a set, even an empty one, makes
+ * the kernel's commit wait for 10 ms and more, which a create should not pay. */
+static void emit_table(struct sbuf *b, bool fresh)
 {
-        struct sbuf b = { 0 };
         char net[INET_ADDRSTRLEN];
-        const char *br = cfg.bridge;
-        int r;
 
         fmt_ip4(cfg.subnet, net);
-        sb_printf(&b, "add table inet warren\n"
-                      "add set inet warren blocked4 { type ipv4_addr; flags interval; "
-                      "auto-merge; }\n"
-                      "flush set inet warren blocked4\n"
-                      "add element inet warren blocked4 { %s/%u",
-                  net, cfg.prefix);
+        sb_printf(b, "add table inet warren\n"
+                     "add set inet warren blocked4 { type ipv4_addr; flags interval; "
+                     "auto-merge; }\n"
+                     "%s"
+                     "add element inet warren blocked4 { %s/%u",
+                  fresh ? "" : "flush set inet warren blocked4\n", net, cfg.prefix);
         for (size_t i = 0; i < ARRAY_SIZE(blocked4); i++)
-                sb_printf(&b, ", %s", blocked4[i]);
-        sb_printf(&b, " }\n");
-        sb_printf(&b,
+                sb_printf(b, ", %s", blocked4[i]);
+        sb_printf(b, " }\n");
+}
+
+/* The ct timeout given to the sandboxes' TCP connections (see NET_TIME_WAIT_S). */
+static void emit_ct_timeout(struct sbuf *b)
+{
+        sb_printf(b,
+                  "add ct timeout inet warren tcp_short { protocol tcp; l3proto ip; "
+                  "policy = { time_wait: %d, close: %d }; }\n",
+                  NET_TIME_WAIT_S, NET_CLOSE_S);
+}
+
+/* The base tables and chains of the host (see net.h), rewritten. */
+static void emit_base(struct sbuf *b)
+{
+        char net[INET_ADDRSTRLEN];
+        const char *br = cfg.bridge;
+
+        fmt_ip4(cfg.subnet, net);
+        emit_table(b, false);
+        if (have_ct_timeout)
+                emit_ct_timeout(b);
+        sb_printf(b,
                   "add map inet warren sandboxes { type ipv4_addr : verdict; }\n"
                   "add chain inet warren input { type filter hook input priority filter; "
                   "policy accept; }\n"
@@ -308,7 +366,7 @@ static int nft_base(char err[RT_ERR_LEN])
          * (ARP: in the sender fields too), so a sandbox can neither spoof nor poison the
          * host's neighbour table; anything else from a sandbox port (IPv6, VLAN tags, other
          * ethertypes) is dropped. Sandbox ports never talk to each other. */
-        sb_printf(&b,
+        sb_printf(b,
                   "add table bridge warren\n"
                   "add set bridge warren ports { type ifname . ether_addr . ipv4_addr; }\n"
                   "add chain bridge warren prerouting { type filter hook prerouting priority "
@@ -325,12 +383,27 @@ static int nft_base(char err[RT_ERR_LEN])
                   "filter; policy accept; }\n"
                   "flush chain bridge warren forward\n"
                   "add rule bridge warren forward iifname \"wv*\" oifname \"wv*\" drop\n");
-        if (b.err) {
-                free(b.s);
-                return errf(err, b.err, "building the nftables base rules");
-        }
-        r = nft_run(b.s, err);
+}
+
+/* Write the base rules in one transaction; the first time (probe), find out whether the
+ * kernel has ct timeouts, in a transaction of its own (it fails where it has none). */
+static int nft_base(bool probe, char err[RT_ERR_LEN])
+{
+        struct sbuf b = { 0 };
+        int r;
+
+        pthread_mutex_lock(&nft_lock);
+        emit_base(&b);
+        r = b.err ? errf(err, b.err, "building the nftables base rules")
+                  : nft_exec(b.s, NULL, err);
         free(b.s);
+        if (r == 0 && probe && !have_ct_timeout) {
+                b = (struct sbuf){ 0 };
+                emit_ct_timeout(&b);
+                have_ct_timeout = !b.err && nft_exec(b.s, NULL, NULL) == 0;
+                free(b.s);
+        }
+        pthread_mutex_unlock(&nft_lock);
         return r;
 }
 
@@ -356,16 +429,24 @@ static bool rule_allows_port(const struct rt_net_rule *rl, unsigned proto, uint1
         return false;
 }
 
-/* Append the matches and the verdict of one IPv4 rule to a rule line. */
+/* Which way a policy is written: for what a sandbox sends (destination address and port),
+ * or, mirrored, for what it receives (source address and port: replies of what it may
+ * send). */
+enum dir { DIR_OUT, DIR_IN };
+
+/* One IPv4 rule as a rule line of chain (in table inet warren): its matches, then verdict.
+ * allow: the rule is an allow rule (it opens TCP and UDP only). */
 static void emit_rule(struct sbuf *b, const char *chain, const struct rt_net_rule *rl,
-                      const char *verdict)
+                      bool allow, enum dir dir, const char *verdict)
 {
+        const char *addr = dir == DIR_OUT ? "daddr" : "saddr";
+        const char *port = dir == DIR_OUT ? "dport" : "sport";
         char net[INET_ADDRSTRLEN];
 
         sb_printf(b, "add rule inet warren %s", chain);
         if (rl->prefix > 0) {
                 inet_ntop(AF_INET, rl->addr, net, sizeof(net));
-                sb_printf(b, " ip daddr %s/%u", net, rl->prefix);
+                sb_printf(b, " ip %s %s/%u", addr, net, rl->prefix);
         }
         bool both = (rl->protos & (RT_NET_TCP | RT_NET_UDP)) == (RT_NET_TCP | RT_NET_UDP);
         if (rl->nports == 0) {
@@ -373,13 +454,13 @@ static void emit_rule(struct sbuf *b, const char *chain, const struct rt_net_rul
                  * (ICMP too); an allow rule never opens more than TCP and UDP. */
                 if (!both)
                         sb_printf(b, " meta l4proto %s", rl->protos & RT_NET_TCP ? "tcp" : "udp");
-                else if (strcmp(verdict, "accept") == 0)
+                else if (allow)
                         sb_printf(b, " meta l4proto { tcp, udp }");
         } else {
                 if (both)
-                        sb_printf(b, " meta l4proto { tcp, udp } th dport");
+                        sb_printf(b, " meta l4proto { tcp, udp } th %s", port);
                 else
-                        sb_printf(b, " %s dport", rl->protos & RT_NET_TCP ? "tcp" : "udp");
+                        sb_printf(b, " %s %s", rl->protos & RT_NET_TCP ? "tcp" : "udp", port);
                 sb_printf(b, " {");
                 for (unsigned i = 0; i < rl->nports; i++) {
                         if (rl->ports[i].lo == rl->ports[i].hi)
@@ -393,29 +474,21 @@ static void emit_rule(struct sbuf *b, const char *chain, const struct rt_net_rul
         sb_printf(b, " %s\n", verdict);
 }
 
-/* Script that (re)writes the sandbox's chain with policy p and adds its entries. With
- * create false the chain must exist: "add chain" of an existing chain makes the kernel's
- * commit wait (about 10 ms measured here, against 0.3 ms for the rest), so a policy change
- * only flushes it. */
-static void emit_sandbox(struct sbuf *b, const char *id, uint32_t addr,
-                         const struct rt_net_policy *p, bool create)
+/* The rules of policy p into chain (flushed first), in the order of net.h: the host's
+ * addresses (host: "a, b, ..." or NULL; inside the sandbox only), deny, the resolvers, the
+ * blocked ranges, allow (verdict accept). */
+static void emit_policy(struct sbuf *b, const char *chain, const struct rt_net_policy *p,
+                        enum dir dir, const char *accept, const char *host)
 {
-        char chain[16], ifn[IFNAMSIZ], ip[INET_ADDRSTRLEN], macs[18];
-        uint8_t mac[6];
-
-        chain_name(id, chain);
-        host_ifname(id, ifn);
-        fmt_ip4(addr, ip);
-        addr_mac(addr, mac);
-        fmt_mac(mac, macs);
-        if (create)
-                sb_printf(b, "add chain inet warren %s\n", chain);
         sb_printf(b, "flush chain inet warren %s\n", chain);
+        if (host && *host)
+                sb_printf(b, "add rule inet warren %s ip %s { %s } drop\n", chain,
+                          dir == DIR_OUT ? "daddr" : "saddr", host);
         /* IPv6 rules are not written: every IPv6 packet of a sandbox is dropped before its
          * chain, so an IPv6 deny rule has nothing left to deny. */
         for (unsigned i = 0; i < p->n_deny; i++)
                 if (p->deny[i].family == AF_INET)
-                        emit_rule(b, chain, &p->deny[i], "drop");
+                        emit_rule(b, chain, &p->deny[i], false, dir, "drop");
         /* The configured resolvers, on port 53 where the allow list allows it, before the
          * blocked ranges: a resolver on a private address is allowed explicitly. */
         for (unsigned d = 0; d < cfg.n_dns; d++) {
@@ -430,16 +503,155 @@ static void emit_sandbox(struct sbuf *b, const char *id, uint32_t addr,
                                 continue;
                         char dns[INET_ADDRSTRLEN];
                         fmt_ip4(cfg.dns[d], dns);
-                        sb_printf(b, "add rule inet warren %s ip daddr %s %s dport 53 accept\n",
-                                  chain, dns, protos[k] == RT_NET_UDP ? "udp" : "tcp");
+                        sb_printf(b, "add rule inet warren %s ip %s %s %s %s 53 %s\n", chain,
+                                  dir == DIR_OUT ? "daddr" : "saddr", dns,
+                                  protos[k] == RT_NET_UDP ? "udp" : "tcp",
+                                  dir == DIR_OUT ? "dport" : "sport", accept);
                 }
         }
-        sb_printf(b, "add rule inet warren %s ip daddr @blocked4 drop\n", chain);
+        sb_printf(b, "add rule inet warren %s ip %s @blocked4 drop\n", chain,
+                  dir == DIR_OUT ? "daddr" : "saddr");
         for (unsigned i = 0; i < p->n_allow; i++)
                 if (p->allow[i].family == AF_INET)
-                        emit_rule(b, chain, &p->allow[i], "accept");
+                        emit_rule(b, chain, &p->allow[i], true, dir, accept);
+}
+
+/* The sandbox's limit chain (new, or rewritten: its counts start again): see net.h. */
+static void emit_limits(struct sbuf *b, const char *limits)
+{
+        sb_printf(b, "add chain inet warren %s\nflush chain inet warren %s\n", limits, limits);
+        if (cfg.max_conns)
+                sb_printf(b,
+                          "add rule inet warren %s ct state new ct count over %u "
+                          "reject with icmpx admin-prohibited\n",
+                          limits, cfg.max_conns);
+        if (cfg.conn_rate)
+                sb_printf(b,
+                          "add rule inet warren %s ct state new limit rate over %u/second "
+                          "burst %u packets reject with icmpx admin-prohibited\n",
+                          limits, cfg.conn_rate, cfg.conn_rate * 2);
+        if (have_ct_timeout)
+                sb_printf(b,
+                          "add rule inet warren %s ct state new meta l4proto tcp "
+                          "ct timeout set \"tcp_short\"\n",
+                          limits);
+        sb_printf(b, "add rule inet warren %s accept\n", limits);
+}
+
+/* The entry of the sandbox's bridge port (its interface, MAC and address). */
+static void emit_port(struct sbuf *b, const char *verb, const char *id, uint32_t addr)
+{
+        char ifn[IFNAMSIZ], ip[INET_ADDRSTRLEN], macs[18];
+        uint8_t mac[6];
+
+        host_ifname(id, ifn);
+        fmt_ip4(addr, ip);
+        addr_mac(addr, mac);
+        fmt_mac(mac, macs);
+        sb_printf(b, "%s element bridge warren ports { \"%s\" . %s . %s }\n", verb, ifn, macs,
+                  ip);
+}
+
+/* Script that (re)writes the sandbox's host-side chain with policy p and adds its entries.
+ * With create false the chains must exist: "add chain" of an existing chain makes the
+ * kernel's commit wait (about 10 ms measured here, against 0.3 ms for the rest), so a
+ * policy change only flushes the policy chain and leaves the limit chain (and its counts)
+ * alone. With create, the limit chain is (re)written too. */
+static void emit_sandbox(struct sbuf *b, const char *id, uint32_t addr,
+                         const struct rt_net_policy *p, bool create)
+{
+        char chain[16], limits[16], ip[INET_ADDRSTRLEN], accept[32];
+
+        chain_name(id, chain);
+        limits_name(id, limits);
+        fmt_ip4(addr, ip);
+        if (create) {
+                emit_limits(b, limits);
+                sb_printf(b, "add chain inet warren %s\n", chain);
+        }
+        snprintf(accept, sizeof(accept), "goto %s", limits);
+        emit_policy(b, chain, p, DIR_OUT, accept, NULL);
         sb_printf(b, "add element inet warren sandboxes { %s : jump %s }\n", ip, chain);
-        sb_printf(b, "add element bridge warren ports { \"%s\" . %s . %s }\n", ifn, macs, ip);
+        emit_port(b, "add", id, addr);
+}
+
+/* What emit_inner writes: the policy's two chains only (a policy change), or everything,
+ * in a new namespace or over what is there (a sandbox that a daemon before this one did
+ * not give a table, or whose table is incomplete). */
+enum inner { INNER_RULES, INNER_FRESH, INNER_WHOLE };
+
+/* The host's own IPv4 addresses (of the calling thread's network namespace, the daemon's)
+ * but loopback, as "a, b, ..." (at most NET_HOST_ADDRS), "" if none or on failure. The
+ * host side keeps every one of them out of reach in its input hook; the table inside the
+ * sandbox gets them too, so that a flushed host ruleset does not open the host's services
+ * on a public address to a policy that allows their port. */
+#define NET_HOST_ADDRS 128
+static void host_addrs(struct sbuf *b)
+{
+        struct ifaddrs *list = NULL;
+        uint32_t seen[NET_HOST_ADDRS];
+        unsigned n = 0;
+
+        sb_printf(b, "%s", "");
+        if (getifaddrs(&list) < 0)
+                return;
+        for (struct ifaddrs *i = list; i && n < NET_HOST_ADDRS; i = i->ifa_next) {
+                if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
+                        continue;
+                uint32_t a = ntohl(((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr);
+                char ip[INET_ADDRSTRLEN];
+                bool dup = false;
+                for (unsigned k = 0; k < n && !dup; k++)
+                        dup = seen[k] == a; /* the same address on two links */
+                if ((a >> 24) == 127 || dup)
+                        continue;
+                seen[n] = a;
+                fmt_ip4(a, ip);
+                sb_printf(b, "%s%s", n++ ? ", " : "", ip);
+        }
+        freeifaddrs(list);
+}
+
+/* Script for the table inside the sandbox's namespace (see net.h). p NULL: both chains
+ * empty (a warm-pool sandbox: nothing leaves it, nothing but loopback and ICMP errors
+ * enters). */
+static void emit_inner(struct sbuf *b, const struct rt_net_policy *p, enum inner what)
+{
+        if (what != INNER_RULES) {
+                emit_table(b, what == INNER_FRESH);
+                sb_printf(b,
+                          "add chain inet warren outbound\n"
+                          "add chain inet warren replies\n"
+                          "add chain inet warren output { type filter hook output priority "
+                          "filter; policy drop; }\n"
+                          "flush chain inet warren output\n"
+                          "add rule inet warren output oifname \"lo\" accept\n"
+                          "add rule inet warren output meta nfproto ipv6 drop\n"
+                          "add rule inet warren output jump outbound\n"
+                          "add chain inet warren input { type filter hook input priority "
+                          "filter; policy drop; }\n"
+                          "flush chain inet warren input\n"
+                          "add rule inet warren input iifname \"lo\" accept\n"
+                          "add rule inet warren input meta nfproto ipv6 drop\n"
+                          /* Errors about its own flows (path MTU, the host's rejects of
+                           * the limits): they cannot open anything. */
+                          "add rule inet warren input icmp type { destination-unreachable, "
+                          "time-exceeded, parameter-problem } accept\n"
+                          "add rule inet warren input jump replies\n"
+                          "add chain inet warren forward { type filter hook forward priority "
+                          "filter; policy drop; }\n");
+        }
+        if (p) {
+                struct sbuf host = { 0 };
+                host_addrs(&host);
+                if (host.err)
+                        b->err = host.err;
+                emit_policy(b, "outbound", p, DIR_OUT, "accept", host.s);
+                emit_policy(b, "replies", p, DIR_IN, "accept", host.s);
+                free(host.s);
+        } else {
+                sb_printf(b, "flush chain inet warren outbound\nflush chain inet warren replies\n");
+        }
 }
 
 /* Write the sandbox's rules and entries: a new chain (create), or a rewrite of the existing
@@ -644,13 +856,36 @@ static void link_delete(struct nl_sock *sk, const char *ifname)
 
 struct ns_job {
         int nsfd;
-        uint32_t addr;
+        uint32_t addr;    /* ns_configure */
+        const char *nft;  /* the nftables script to run in the namespace first */
+        char **retry;     /* ns_nft: on -ENOENT, run this script instead (if not NULL) */
         int r;
         char err[RT_ERR_LEN];
 };
 
-/* Thread body: join the sandbox's network namespace, then eth0: no IPv6, up, address,
- * default route via the gateway. The thread ends with the namespace it joined. */
+/* Thread body: join the sandbox's network namespace and run j->nft there (and, where it
+ * fails for something missing, *j->retry). The thread ends with the namespace it joined. */
+static void *ns_nft(void *arg)
+{
+        struct ns_job *j = arg;
+
+        if (setns(j->nsfd, CLONE_NEWNET) < 0) {
+                j->r = errf(j->err, neg_errno(), "joining the sandbox's network namespace");
+                return NULL;
+        }
+        j->r = nft_run(j->nft, j->err);
+        if (j->r == -ENOENT && j->retry && *j->retry)
+                j->r = nft_run(*j->retry, j->err);
+        if (j->r < 0) {
+                char why[RT_ERR_LEN];
+                memcpy(why, j->err, RT_ERR_LEN);
+                snprintf(j->err, RT_ERR_LEN, "in the sandbox's namespace: %.200s", why);
+        }
+        return NULL;
+}
+
+/* Thread body: join the sandbox's network namespace, write its nftables table (j->nft),
+ * then eth0: no IPv6, up, address, default route via the gateway. */
 static void *ns_configure(void *arg)
 {
         struct ns_job *j = arg;
@@ -660,10 +895,10 @@ static void *ns_configure(void *arg)
         struct nl_addr *local = NULL, *dst = NULL, *gw = NULL;
         int e, r;
 
-        if (setns(j->nsfd, CLONE_NEWNET) < 0) {
-                j->r = errf(j->err, neg_errno(), "joining the sandbox's network namespace");
+        /* The table first: it is in force before eth0 is up. */
+        ns_nft(j);
+        if (j->r < 0)
                 return NULL;
-        }
         r = sysctl_write("/proc/sys/net/ipv6/conf/" NET_SANDBOX_IF "/disable_ipv6", "1");
         if (r < 0) {
                 j->r = errf(j->err, r, "disabling IPv6 on " NET_SANDBOX_IF);
@@ -733,14 +968,14 @@ out:
         return NULL;
 }
 
-/* Run ns_configure on a thread of its own and wait for it. */
-static int ns_run(int nsfd, uint32_t addr, char err[RT_ERR_LEN])
+/* Run body (ns_configure or ns_nft) for j on a thread of its own and wait for it. */
+static int ns_run(void *(*body)(void *), struct ns_job *job, char err[RT_ERR_LEN])
 {
-        struct ns_job j = { .nsfd = nsfd, .addr = addr };
+        struct ns_job j = *job;
         pthread_t t;
         int r;
 
-        r = pthread_create(&t, NULL, ns_configure, &j);
+        r = pthread_create(&t, NULL, body, &j);
         if (r != 0)
                 return errf(err, -r, "thread for the sandbox's namespace");
         pthread_join(t, NULL);
@@ -833,7 +1068,7 @@ int rt_net_init(char err[RT_ERR_LEN])
         nl_socket_free(sk);
         if (r < 0)
                 goto out;
-        r = nft_base(err);
+        r = nft_base(true, err);
         if (r < 0)
                 goto out;
         /* Last: nothing is forwarded before the rules that police it exist. */
@@ -895,21 +1130,23 @@ int rt_net_attach(const char *id, pid_t init_pid, uint64_t starttime, uint32_t a
          * policy (a warm-pool sandbox) only the port's entry is written: with no chain and
          * no map entry nothing it sends is forwarded until rt_net_apply. */
         struct owner owner = { init_pid, starttime };
+        struct sbuf inner = { 0 };
         if (policy) {
                 r = nft_sandbox(id, addr, policy, true, &owner, err);
         } else {
-                char script[256], ifn[IFNAMSIZ], ip[INET_ADDRSTRLEN], macs[18];
-                uint8_t mac[6];
-                host_ifname(id, ifn);
-                fmt_ip4(addr, ip);
-                addr_mac(addr, mac);
-                fmt_mac(mac, macs);
-                snprintf(script, sizeof(script),
-                         "add element bridge warren ports { \"%s\" . %s . %s }\n", ifn, macs, ip);
-                r = nft_run_as(script, &owner, err);
+                struct sbuf b = { 0 };
+                emit_port(&b, "add", id, addr);
+                r = b.err ? errf(err, b.err, "building the port's entry")
+                          : nft_run_as(b.s, &owner, err);
+                free(b.s);
         }
         if (r < 0)
                 return r;
+        emit_inner(&inner, policy, INNER_FRESH);
+        if (inner.err) {
+                r = errf(err, inner.err, "building the sandbox's own rules");
+                goto fail_nft;
+        }
         host_ifname(id, ifname);
         r = nl_open(&sk);
         if (r < 0) {
@@ -919,19 +1156,42 @@ int rt_net_attach(const char *id, pid_t init_pid, uint64_t starttime, uint32_t a
         r = veth_create(sk, ifname, nsfd, addr, err);
         if (r < 0)
                 goto fail_nft;
-        r = ns_run(nsfd, addr, err);
+        struct ns_job job = { .nsfd = nsfd, .addr = addr, .nft = inner.s };
+        r = ns_run(ns_configure, &job, err);
         if (r >= 0)
                 r = write_resolv(rootfd, err);
         if (r < 0)
                 goto fail_link;
         nl_socket_free(sk);
+        free(inner.s);
         return 0;
 
 fail_link:
         link_delete(sk, ifname);
 fail_nft:
         nl_socket_free(sk);
+        free(inner.s);
         (void)rt_net_detach(id, addr, NULL);
+        return r;
+}
+
+/* Rewrite the policy of the table inside the sandbox's namespace nsfd (made whole if it is
+ * missing: a sandbox started by a daemon without inner tables). */
+static int inner_apply(int nsfd, const struct rt_net_policy *policy, char err[RT_ERR_LEN])
+{
+        struct sbuf b = { 0 }, full = { 0 };
+        int r;
+
+        emit_inner(&b, policy, INNER_RULES);
+        emit_inner(&full, policy, INNER_WHOLE);
+        if (b.err || full.err) {
+                r = errf(err, b.err ? b.err : full.err, "building the sandbox's own rules");
+        } else {
+                struct ns_job job = { .nsfd = nsfd, .nft = b.s, .retry = &full.s };
+                r = ns_run(ns_nft, &job, err);
+        }
+        free(b.s);
+        free(full.s);
         return r;
 }
 
@@ -948,55 +1208,166 @@ int rt_net_apply(const char *id, pid_t init_pid, uint64_t starttime, uint32_t ad
         r = rt_net_init(err);
         if (r < 0)
                 return r;
-        /* Liveness is checked under the nftables lock (nft_run_as): a stop kills
-         * warren-init before it detaches, so an apply that races a stop writes nothing. */
-        return nft_sandbox(id, addr, policy, !replace, &owner, err);
+        cleanup_close int nsfd = -1, rootfd = -1;
+        r = open_sandbox(init_pid, starttime, &nsfd, &rootfd);
+        if (r < 0)
+                return errf(err, r, "sandbox %s is not running", id);
+        /* The host first: its transaction is the one that can fail (its tables flushed by
+         * another program, a stale entry), and then nothing has changed anywhere. While
+         * the two differ, what passes is what both allow. Liveness is checked under the
+         * nftables lock (nft_run_as): a stop kills warren-init before it detaches, so an
+         * apply that races a stop writes nothing. */
+        r = nft_sandbox(id, addr, policy, !replace, &owner, err);
+        if (r < 0)
+                return r;
+        return inner_apply(nsfd, policy, err);
+}
+
+bool rt_net_initialized(void)
+{
+        pthread_mutex_lock(&init_lock);
+        bool inited = init_done;
+        pthread_mutex_unlock(&init_lock);
+        return configured && inited;
+}
+
+int rt_net_restore(const struct rt_net_entry *v, size_t n, size_t *ret_done,
+                   char err[RT_ERR_LEN])
+{
+        struct sbuf b = { 0 };
+        size_t done = 0;
+        int r;
+
+        if (!rt_net_initialized()) {
+                *ret_done = 0;
+                return 0;
+        }
+        /* Everything in one transaction, with liveness checked under the lock as for
+         * apply: a sandbox already stopped (and so already detached, or about to be) never
+         * gets its rules back. */
+        pthread_mutex_lock(&nft_lock);
+        emit_base(&b);
+        for (size_t i = 0; i < n; i++) {
+                if (!addr_ok(v[i].addr) || !rt_sandbox_alive(v[i].init_pid, v[i].starttime))
+                        continue;
+                if (v[i].policy)
+                        emit_sandbox(&b, v[i].id, v[i].addr, v[i].policy, true);
+                else
+                        emit_port(&b, "add", v[i].id, v[i].addr);
+                done++;
+        }
+        r = b.err ? errf(err, b.err, "building the rules") : nft_exec(b.s, NULL, err);
+        pthread_mutex_unlock(&nft_lock);
+        free(b.s);
+        if (r == 0) {
+                *ret_done = done;
+                return 0;
+        }
+        /* Something in the way (a stale entry of the map): the base, then one by one. */
+        r = nft_base(false, err);
+        if (r < 0)
+                return r;
+        done = 0;
+        for (size_t i = 0; i < n; i++) {
+                struct owner owner = { v[i].init_pid, v[i].starttime };
+                char why[RT_ERR_LEN];
+                int q;
+
+                if (!addr_ok(v[i].addr))
+                        continue;
+                if (v[i].policy) {
+                        q = nft_sandbox(v[i].id, v[i].addr, v[i].policy, true, &owner, why);
+                } else {
+                        b = (struct sbuf){ 0 };
+                        emit_port(&b, "add", v[i].id, v[i].addr);
+                        q = b.err ? errf(why, b.err, "building the port's entry")
+                                  : nft_run_as(b.s, &owner, why);
+                        free(b.s);
+                }
+                if (q == 0)
+                        done++;
+                else if (q != -ESRCH && r == 0)
+                        r = errf(err, q, "sandbox %s: %s", v[i].id, why);
+        }
+        *ret_done = done;
+        return r;
+}
+
+int rt_net_tables_present(bool *ret_ok, char err[RT_ERR_LEN])
+{
+        char *out = NULL;
+        int r;
+
+        if (!rt_net_initialized()) {
+                *ret_ok = true;
+                return 0;
+        }
+        pthread_mutex_lock(&nft_lock);
+        r = nft_exec("list tables\n", &out, err);
+        pthread_mutex_unlock(&nft_lock);
+        if (r < 0)
+                return r;
+        *ret_ok = strstr(out, "table inet warren\n") && strstr(out, "table bridge warren\n");
+        free(out);
+        return 0;
 }
 
 int rt_net_detach(const char *id, uint32_t addr, char err[RT_ERR_LEN])
 {
-        char chain[16], ifn[IFNAMSIZ], ip[INET_ADDRSTRLEN], macs[18], script[1024];
+        char chain[16], limits[16], ifn[IFNAMSIZ], ip[INET_ADDRSTRLEN], macs[18], port[128];
+        char script[1536];
         uint8_t mac[6];
 
         if (!id || !*id || !addr_ok(addr))
                 return errf(err, -EINVAL, "bad sandbox id or address");
         chain_name(id, chain);
+        limits_name(id, limits);
         host_ifname(id, ifn);
         fmt_ip4(addr, ip);
         addr_mac(addr, mac);
         fmt_mac(mac, macs);
+        snprintf(port, sizeof(port), "bridge warren ports { \"%s\" . %s . %s }", ifn, macs, ip);
         int r = rt_net_init(err);
         if (r < 0)
                 return r;
+        /* The policy chain before the limit chain it goes to. */
         snprintf(script, sizeof(script),
                  "delete element inet warren sandboxes { %s }\n"
                  "flush chain inet warren %s\n"
                  "delete chain inet warren %s\n"
-                 "delete element bridge warren ports { \"%s\" . %s . %s }\n",
-                 ip, chain, chain, ifn, macs, ip);
+                 "flush chain inet warren %s\n"
+                 "delete chain inet warren %s\n"
+                 "delete element %s\n",
+                 ip, chain, chain, limits, limits, port);
         r = nft_run(script, err);
         if (r != -ENOENT)
                 return r;
         /* Something was missing already (a repeated detach after a crash between the stop
-         * and its record). nftables 1.0.6 has no "delete if present": adding what is deleted
-         * next makes the transaction valid whether or not the objects exist. */
+         * and its record, a sandbox of a daemon without limit chains). nftables 1.0.6 has
+         * no "delete if present": adding what is deleted next makes the transaction valid
+         * whether or not the objects exist. */
         snprintf(script, sizeof(script),
+                 "add chain inet warren %s\n"
                  "add chain inet warren %s\n"
                  "add element inet warren sandboxes { %s : jump %s }\n"
                  "delete element inet warren sandboxes { %s }\n"
                  "flush chain inet warren %s\n"
                  "delete chain inet warren %s\n"
-                 "add element bridge warren ports { \"%s\" . %s . %s }\n"
-                 "delete element bridge warren ports { \"%s\" . %s . %s }\n",
-                 chain, ip, chain, ip, chain, chain, ifn, macs, ip, ifn, macs, ip);
+                 "flush chain inet warren %s\n"
+                 "delete chain inet warren %s\n"
+                 "add element %s\n"
+                 "delete element %s\n",
+                 chain, limits, ip, chain, ip, chain, chain, limits, limits, port, port);
         r = nft_run(script, err);
         if (r == -EEXIST) {
-                /* Our address maps to another chain: not ours to remove; ours goes alone. */
+                /* Our address maps to another chain: not ours to remove; ours go alone. */
                 snprintf(script, sizeof(script),
-                         "add chain inet warren %s\ndelete chain inet warren %s\n"
-                         "add element bridge warren ports { \"%s\" . %s . %s }\n"
-                         "delete element bridge warren ports { \"%s\" . %s . %s }\n",
-                         chain, chain, ifn, macs, ip, ifn, macs, ip);
+                         "add chain inet warren %s\nflush chain inet warren %s\n"
+                         "delete chain inet warren %s\n"
+                         "add chain inet warren %s\nflush chain inet warren %s\n"
+                         "delete chain inet warren %s\n"
+                         "add element %s\ndelete element %s\n",
+                         chain, chain, chain, limits, limits, limits, port, port);
                 r = nft_run(script, err);
         }
         return r;

@@ -2,6 +2,7 @@
 separation, streamed copies checked by checksum, and its error and usage paths."""
 import fcntl
 import hashlib
+import http.server
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import signal
 import struct
 import subprocess
 import termios
+import threading
 import time
 
 import pytest
@@ -52,7 +54,7 @@ def test_version_and_help(server):
         top = ok(cli(server, "--help"))
         for verb in ("create", "ls", "get", "status", "exec", "cp", "cat", "write", "ls-files",
                      "mkdir", "rm-file", "mv", "stat", "stop", "rm", "template", "health",
-                     "start", "ps", "logs", "attach", "kill", "shell"):
+                     "start", "ps", "logs", "attach", "kill", "shell", "network"):
                 assert re.search(rf"^  {re.escape(verb)} ", top, re.M), f"{verb} not in --help"
                 h = ok(cli(server, verb, "--help"))
                 assert h.startswith(f"Usage: warren {verb}"), h[:200]
@@ -381,6 +383,23 @@ def test_no_key_and_no_server(server):
         ["shell", "--env", "NOEQ", "sandbox-x"],
         ["--max-time", "never", "health"],
         ["--url", "ftp://127.0.0.1/", "health"],
+        ["network"],
+        ["network", "sandbox-x", "sandbox-y"],
+        ["network", "--reset", "--allow", ":443", "sandbox-x"],
+        ["network", "--allow", "none", "--allow", ":443", "sandbox-x"],
+        ["network", "--deny", "10.0.0.0/8", "--deny", "none", "sandbox-x"],
+        ["network", "--allow", "", "sandbox-x"],
+        ["network", "--allow", "1.2.3.4:", "sandbox-x"],
+        ["network", "--allow", "1.2.3.4:443,", "sandbox-x"],
+        ["network", "--allow", "1.2.3.4:1-2-3", "sandbox-x"],
+        ["network", "--allow", "1.2.3.4:https", "sandbox-x"],
+        ["network", "--allow", "1.2.3.4:443/icmp", "sandbox-x"],
+        ["network", "--deny", "2001:db8::/32", "sandbox-x"],
+        ["network", "--deny", "[10.0.0.0/8]", "sandbox-x"],
+        ["network", "--deny", "[2001:db8::/32]443", "sandbox-x"],
+        ["create", "--allow", ":443"],
+        ["create", "--network", "none", "--deny", "10.0.0.0/8"],
+        ["create", "--network", "egress", "--allow", "x:y:z"],
 ])
 def test_usage_errors_exit_2(server, args):
         p = cli(server, *args)
@@ -720,3 +739,161 @@ def test_shell_detach_and_signal_restore_the_terminal(server, sandbox):
         finally:
                 os.close(master)
                 os.close(slave)
+
+
+class FakeServer:
+        """An HTTP server on 127.0.0.1 standing in for warrend, to see the exact requests the
+        CLI sends: it records each one and answers from a list of canned answers."""
+
+        def __init__(self):
+                self.requests = []
+                self.answers = []
+                fake = self
+
+                class Handler(http.server.BaseHTTPRequestHandler):
+                        def handle_any(self):
+                                n = int(self.headers.get("Content-Length") or 0)
+                                body = self.rfile.read(n) if n else b""
+                                fake.requests.append((self.command, self.path,
+                                                      json.loads(body) if body else None))
+                                status, answer = fake.answers.pop(0)
+                                data = json.dumps(answer).encode()
+                                self.send_response(status)
+                                self.send_header("Content-Type", "application/json")
+                                self.send_header("Content-Length", str(len(data)))
+                                self.end_headers()
+                                self.wfile.write(data)
+
+                        do_GET = do_POST = do_PATCH = handle_any
+
+                        def log_message(self, *args):
+                                pass
+
+                self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+                self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+                self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+                self.thread.start()
+
+        def run(self, server, *args, answer=(200, {})):
+                """Run the CLI against this server with one canned answer; (process, the
+                request it sent as (method, path, JSON body or None))."""
+                self.answers = [answer]
+                self.requests = []
+                p = cli(server, *args, url=self.url)
+                return p, (self.requests[0] if self.requests else None)
+
+        def close(self):
+                self.httpd.shutdown()
+                self.httpd.server_close()
+
+
+@pytest.fixture
+def fake():
+        f = FakeServer()
+        yield f
+        f.close()
+
+
+FAKE_NETWORK = {"sandbox_id": "sandbox-fake", "network": "egress",
+                "network_policy": {"allow": [{"cidr": "0.0.0.0/0", "protocol": "tcp",
+                                              "ports": [443]},
+                                             {"cidr": "0.0.0.0/0", "protocol": "any",
+                                              "ports": [53, "8000-8080"]}],
+                                   "deny": [{"cidr": "2001:db8::/32", "protocol": "any"},
+                                            {"cidr": "203.0.113.0/24", "protocol": "udp"}]},
+                "network_address": "10.88.0.7"}
+
+
+def test_create_network_rules_map_to_the_request(server, fake):
+        """--network and --allow/--deny become the create request's network and
+        network_policy fields, one rule object per option, lists only where given."""
+        p, req = fake.run(server, "create", "--network", "egress",
+                          "--allow", "203.0.113.0/24:443,8000-8080/tcp", "--allow", ":53/udp",
+                          "--allow", "198.51.100.7", "--deny", "[2001:db8::/32]",
+                          "--deny", "203.0.113.128/25:80", "--deny", "/any",
+                          answer=(201, {"sandbox_id": "sandbox-fake"}))
+        assert ok(p) == "sandbox-fake\n"
+        assert req == ("POST", "/api/v1/sandbox/create", {
+                "network": "egress",
+                "network_policy": {
+                        "allow": [{"cidr": "203.0.113.0/24", "ports": [443, "8000-8080"],
+                                   "protocol": "tcp"},
+                                  {"ports": [53], "protocol": "udp"},
+                                  {"cidr": "198.51.100.7"}],
+                        "deny": [{"cidr": "2001:db8::/32"},
+                                 {"cidr": "203.0.113.128/25", "ports": [80]},
+                                 {"protocol": "any"}]}})
+        p, req = fake.run(server, "create", "--network", "egress",
+                          answer=(201, {"sandbox_id": "sandbox-fake"}))
+        assert ok(p) == "sandbox-fake\n" and req[2] == {"network": "egress"}
+        p, req = fake.run(server, "create", "--network", "egress", "--allow", "none",
+                          answer=(201, {"sandbox_id": "sandbox-fake"}))
+        assert req[2] == {"network": "egress", "network_policy": {"allow": []}}
+        p, req = fake.run(server, "create", "--network", "none",
+                          answer=(201, {"sandbox_id": "sandbox-fake"}))
+        assert req[2] == {"network": "none"}
+
+
+def test_network_verb_get_patch_and_reset(server, fake):
+        """`network ID` GETs and prints the policy in the rule syntax (so a printed rule can
+        be given back); with --allow/--deny it PATCHes the lists given; --reset sends null
+        for both."""
+        p, req = fake.run(server, "network", "sandbox-fake", answer=(200, FAKE_NETWORK))
+        assert req == ("GET", "/api/v1/sandbox/sandbox-fake/network", None)
+        assert ok(p) == ("sandbox_id: sandbox-fake\nnetwork: egress\naddress: 10.88.0.7\n"
+                         "allow: 0.0.0.0/0:443/tcp\nallow: 0.0.0.0/0:53,8000-8080\n"
+                         "deny: [2001:db8::/32]\ndeny: 203.0.113.0/24/udp\n")
+        # the printed rules, given back, are the same rules
+        rules = [l.split(": ", 1) for l in ok(p).splitlines() if l.startswith(("allow", "deny"))]
+        args = [a for k, v in rules for a in (f"--{k}", v)]
+        p, req = fake.run(server, "network", "sandbox-fake", *args, answer=(200, FAKE_NETWORK))
+        assert ok(p).startswith("sandbox_id: sandbox-fake\n")
+        assert req[0:2] == ("PATCH", "/api/v1/sandbox/sandbox-fake/network")
+        canon = {k: [{f: v for f, v in r.items() if (f, v) != ("protocol", "any")}
+                     for r in FAKE_NETWORK["network_policy"][k]] for k in ("allow", "deny")}
+        assert req[2] == canon, req
+        # one list only; "none" empties a list
+        p, req = fake.run(server, "network", "--allow", ":8080/tcp", "sandbox-fake",
+                          answer=(200, FAKE_NETWORK))
+        assert req[2] == {"allow": [{"ports": [8080], "protocol": "tcp"}]}
+        p, req = fake.run(server, "network", "sandbox-fake", "--deny", "none",
+                          answer=(200, FAKE_NETWORK))
+        assert req[2] == {"deny": []}
+        p, req = fake.run(server, "network", "--reset", "sandbox-fake",
+                          answer=(200, FAKE_NETWORK))
+        assert req == ("PATCH", "/api/v1/sandbox/sandbox-fake/network",
+                       {"allow": None, "deny": None})
+        # empty lists print as none; --json prints the answer as it came
+        empty = dict(FAKE_NETWORK, network_policy={"allow": [], "deny": []})
+        p, req = fake.run(server, "network", "sandbox-fake", "--allow", "none",
+                          answer=(200, empty))
+        assert "allow: none\ndeny: none\n" in ok(p)
+        p, req = fake.run(server, "network", "sandbox-fake", "--json", answer=(200, empty))
+        assert json.loads(ok(p)) == empty
+        # an error answer is reported as any other
+        p, req = fake.run(server, "network", "sandbox-fake", "--allow", ":443",
+                          answer=(409, {"error": {"code": "conflict",
+                                                  "message": "the sandbox is not running"}}))
+        assert p.returncode == 1 and p.stdout == b""
+        assert p.stderr == b"warren: the sandbox is not running (conflict, HTTP 409)\n"
+
+
+def test_network_against_a_daemon_without_egress(server, sandbox):
+        """The shared test daemon offers no egress (NETWORK_EGRESS=false): a create asking
+        for it is refused before anything is made; a network-none sandbox shows as such and
+        refuses a policy."""
+        before = {s["sandbox_id"] for s in
+                  json.loads(ok(cli(server, "ls", "--all", "--json")))["sandboxes"]}
+        p = cli(server, "create", "--network", "egress", "--allow", ":443/tcp")
+        assert p.returncode == 1 and p.stdout == b"", p
+        assert b"network" in p.stderr and b"(invalid_request, HTTP 400)" in p.stderr, p.stderr
+        after = {s["sandbox_id"] for s in
+                 json.loads(ok(cli(server, "ls", "--all", "--json")))["sandboxes"]}
+        assert after == before
+        assert ok(cli(server, "network", sandbox)) == f"sandbox_id: {sandbox}\nnetwork: none\n"
+        assert json.loads(ok(cli(server, "network", sandbox, "--json"))) == \
+                {"sandbox_id": sandbox, "network": "none"}
+        p = cli(server, "network", sandbox, "--allow", ":443/tcp")
+        assert p.returncode == 1 and b"(conflict, HTTP 409)" in p.stderr, p.stderr
+        p = cli(server, "network", "sandbox-000000000000")
+        assert p.returncode == 1 and b"HTTP 404" in p.stderr, p.stderr

@@ -97,7 +97,8 @@ static int setup(void **state)
         snprintf(path, sizeof(path), "%s/etc", root);
         mkdir(path, 0755);
         struct rt_net_config c = { .bridge = "wtest0", .subnet = 0x0a580000u, .prefix = 16,
-                                   .n_dns = 1, .dns = { 0x0affff35u } };
+                                   .n_dns = 1, .dns = { 0x0affff35u }, .max_conns = 7,
+                                   .conn_rate = 3 };
         return rt_net_configure(&c) == 0 ? 0 : -1;
 }
 
@@ -110,6 +111,24 @@ static int teardown(void **state)
         }
         snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
         return system(cmd) == 0 ? 0 : -1;
+}
+
+/* The ruleset inside the child's network namespace. */
+static char *inner_rules(void)
+{
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "nsenter --net=/proc/%d/ns/net nft list ruleset 2>&1",
+                 (int)child);
+        return sh(cmd);
+}
+
+/* Whether the notifications pending on fd remove something of warren's. */
+static bool watch_hit(int fd)
+{
+        bool hit = false, lost = false;
+        assert_int_equal(rt_net_watch_read(fd, &hit, &lost), 0);
+        assert_false(lost);
+        return hit;
 }
 
 static void test_configure_rejects(void **state)
@@ -198,11 +217,37 @@ static void test_attach_apply_detach(void **state)
         char *rules = sh("nft list table inet warren");
         assert_non_null(strstr(rules, "10.88.0.7 : jump sb_"));
         assert_non_null(strstr(rules, "ip daddr 203.0.113.0/24 drop"));
-        assert_non_null(strstr(rules, "tcp dport 443 accept"));
+        assert_non_null(strstr(rules, "tcp dport 443 goto sl_"));
+        /* the limits: open connections, new ones a second, the short TIME_WAIT */
+        assert_non_null(strstr(rules, "ct state new ct count over 7 reject with icmpx "
+                                      "admin-prohibited"));
+        assert_non_null(strstr(rules, "ct state new limit rate over 3/second burst 6 packets "
+                                      "reject with icmpx admin-prohibited"));
+        assert_non_null(strstr(rules, "ct timeout set \"tcp_short\""));
         /* the resolver exception only where the allow list allows 53: not here */
         assert_null(strstr(rules, "10.255.255.53"));
         assert_non_null(strstr(sh("nft list set bridge warren ports"),
                                "02:77:0a:58:00:07 . 10.88.0.7"));
+        /* inside: the same policy, outgoing and mirrored for replies; the rest drops */
+        rules = inner_rules();
+        assert_non_null(strstr(rules, "hook output priority filter; policy drop;"));
+        assert_non_null(strstr(rules, "hook input priority filter; policy drop;"));
+        assert_non_null(strstr(rules, "hook forward priority filter; policy drop;"));
+        assert_non_null(strstr(rules, "ip daddr 203.0.113.0/24 drop"));
+        assert_non_null(strstr(rules, "tcp dport 443 accept"));
+        assert_non_null(strstr(rules, "ip saddr 203.0.113.0/24 drop"));
+        assert_non_null(strstr(rules, "tcp sport 443 accept"));
+        assert_non_null(strstr(rules, "ip daddr @blocked4 drop"));
+        assert_non_null(strstr(rules, "169.254.0.0/16"));
+        /* the host's own addresses, whatever the policy (here only the gateway's) */
+        assert_non_null(strstr(rules, "ip daddr 10.88.0.1 drop"));
+        assert_non_null(strstr(rules, "ip saddr 10.88.0.1 drop"));
+        /* the limit chain's rules, by handle, to see that a policy change keeps them */
+        char limits[4096];
+        snprintf(limits, sizeof(limits), "%s",
+                 strstr(sh("nft -a list table inet warren"), "chain sl_"));
+        assert_non_null(strstr(limits, "\n\t}"));
+        *strstr(limits, "\n\t}") = '\0';
 
         /* a new policy replaces the old one: allow 53, no deny */
         p->n_deny = 0;
@@ -211,14 +256,71 @@ static void test_attach_apply_detach(void **state)
         r = rt_net_apply(ID, child, child_start, ADDR, p, true, err);
         if (r < 0)
                 fail_msg("apply: %s", err);
-        rules = sh("nft list table inet warren");
+        rules = sh("nft -a list table inet warren");
+        assert_null(strstr(rules, "203.0.113.0/24"));
+        assert_non_null(strstr(rules, "ip daddr 10.255.255.53 udp dport 53 goto sl_"));
+        assert_non_null(strstr(rules, "meta l4proto { tcp, udp } th dport 53 goto sl_"));
+        assert_non_null(strstr(rules, limits)); /* untouched: its counts go on */
+        rules = inner_rules();
         assert_null(strstr(rules, "203.0.113.0/24"));
         assert_non_null(strstr(rules, "ip daddr 10.255.255.53 udp dport 53 accept"));
-        assert_non_null(strstr(rules, "meta l4proto { tcp, udp } th dport 53 accept"));
+        assert_non_null(strstr(rules, "ip saddr 10.255.255.53 udp sport 53 accept"));
+        assert_non_null(strstr(rules, "meta l4proto { tcp, udp } th sport 53 accept"));
         /* a flushed chain map is restored by apply */
         sh("nft flush map inet warren sandboxes");
         assert_int_equal(rt_net_apply(ID, child, child_start, ADDR, p, true, err), 0);
         assert_non_null(strstr(sh("nft list map inet warren sandboxes"), "10.88.0.7"));
+        /* a sandbox without a table inside (started by an older daemon) gets one */
+        snprintf(path, sizeof(path), "nsenter --net=/proc/%d/ns/net nft delete table inet warren",
+                 (int)child);
+        sh(path);
+        assert_null(strstr(inner_rules(), "table inet warren"));
+        assert_int_equal(rt_net_apply(ID, child, child_start, ADDR, p, true, err), 0);
+        assert_non_null(strstr(inner_rules(), "ip saddr 10.255.255.53 udp sport 53 accept"));
+
+        /* someone flushes the host's ruleset: the watch sees it, not our own changes */
+        int wfd = -1;
+        assert_int_equal(rt_net_watch_open(&wfd), 0);
+        assert_int_equal(rt_net_apply(ID, child, child_start, ADDR, p, true, err), 0);
+        assert_false(watch_hit(wfd));
+        bool ok = false;
+        assert_int_equal(rt_net_tables_present(&ok, err), 0);
+        assert_true(ok);
+        sh("nft flush ruleset");
+        assert_true(watch_hit(wfd));
+        assert_int_equal(rt_net_tables_present(&ok, err), 0);
+        assert_false(ok);
+        /* the filter inside is still there: nothing on the host side can remove it */
+        assert_non_null(strstr(inner_rules(), "ip daddr 10.255.255.53 udp dport 53 accept"));
+        /* restore: the base and the sandbox's chains and entries, in one go; a dead
+         * sandbox among them is left out */
+        struct rt_net_entry v[2] = {
+                { .id = ID, .init_pid = child, .starttime = child_start, .addr = ADDR,
+                  .policy = p },
+                { .id = ID2, .init_pid = 999999999, .starttime = 1, .addr = ADDR2,
+                  .policy = p },
+        };
+        size_t done = 0;
+        assert_int_equal(rt_net_restore(v, 2, &done, err), 0);
+        assert_int_equal(done, 1);
+        assert_int_equal(rt_net_tables_present(&ok, err), 0);
+        assert_true(ok);
+        rules = sh("nft list table inet warren");
+        assert_non_null(strstr(rules, "10.88.0.7 : jump sb_"));
+        assert_null(strstr(rules, "10.88.0.8"));
+        assert_non_null(strstr(rules, "ct count over 7"));
+        assert_non_null(strstr(rules, "masquerade"));
+        assert_non_null(strstr(sh("nft list set bridge warren ports"), "10.88.0.7"));
+        assert_false(watch_hit(wfd)); /* restoring is no one's deletion */
+        /* one table deleted, or one base chain: seen too */
+        sh("nft delete table bridge warren");
+        assert_true(watch_hit(wfd));
+        assert_int_equal(rt_net_restore(v, 1, &done, err), 0);
+        sh("nft flush chain inet warren postrouting; nft delete chain inet warren postrouting");
+        assert_true(watch_hit(wfd));
+        assert_int_equal(rt_net_restore(v, 1, &done, err), 0);
+        assert_non_null(strstr(sh("nft list table inet warren"), "masquerade"));
+        close(wfd);
 
         /* the sandbox dies: apply refuses, detach removes the rules (twice is fine) */
         kill(child, SIGKILL);
@@ -228,6 +330,7 @@ static void test_attach_apply_detach(void **state)
         assert_int_equal(rt_net_detach(ID, ADDR, err), 0);
         assert_int_equal(rt_net_detach(ID, ADDR, err), 0);
         assert_null(strstr(sh("nft list ruleset"), "sb_"));
+        assert_null(strstr(sh("nft list ruleset"), "sl_"));
         assert_null(strstr(sh("nft list set bridge warren ports"), "10.88.0.7"));
         free(p);
 }
@@ -239,14 +342,18 @@ static void test_pooled_attach_forwards_nothing(void **state)
         child = spawn_child();
         child_start = util_proc_starttime(child);
         assert_int_equal(rt_net_attach(ID2, child, child_start, ADDR2, NULL, err), 0);
-        /* the port's entry, no chain, no map entry */
+        /* the port's entry, no chain, no map entry; inside, empty chains: all drops */
         assert_non_null(strstr(sh("nft list set bridge warren ports"), "10.88.0.8"));
         assert_null(strstr(sh("nft list ruleset"), "sb_"));
+        char *rules = inner_rules();
+        assert_non_null(strstr(rules, "chain outbound {\n\t}"));
+        assert_non_null(strstr(rules, "chain replies {\n\t}"));
         /* hand-out: the chain is written without a chain to replace */
         p->n_allow = 1;
         p->allow[0] = (struct rt_net_rule){ .family = AF_INET, .protos = RT_NET_TCP };
         assert_int_equal(rt_net_apply(ID2, child, child_start, ADDR2, p, false, err), 0);
         assert_non_null(strstr(sh("nft list map inet warren sandboxes"), "10.88.0.8 : jump sb_"));
+        assert_non_null(strstr(inner_rules(), "meta l4proto tcp accept"));
         kill(child, SIGKILL);
         waitpid(child, NULL, 0);
         child = -1;
