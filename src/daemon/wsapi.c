@@ -291,7 +291,8 @@ static void do_execute(struct wsx *s, json_t *m, const char *id)
                 if (!json_is_object(v) || json_object_size(v) > 1000)
                         return send_error(s, id, "env: expected an object of strings");
                 json_object_foreach(v, k, x) {
-                        if (!env_name_ok(k) || !json_is_string(x) || json_string_length(x) > 131072 ||
+                        if (!env_name_ok(k) || !json_is_string(x) ||
+                            json_string_length(x) > 131072 ||
                             strlen(json_string_value(x)) != json_string_length(x))
                                 return send_error(s, id, "env: expected NAME: string pairs");
                 }
@@ -412,7 +413,8 @@ static const struct ws_ops wsx_ops = {
 void wsapi_start(struct reqctx *c)
 {
         if (!http_req_is_ws(c->req)) {
-                reply_error(c, 400, "invalid_request", "/ws is a WebSocket: send an upgrade request");
+                reply_error(c, 400, "invalid_request",
+                            "/ws is a WebSocket: send an upgrade request");
                 return;
         }
         struct wsx *s = calloc(1, sizeof(*s));

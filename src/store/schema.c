@@ -2,8 +2,8 @@
  *
  * Each migration runs once, in order, inside the transaction store_open() holds, and its
  * version is then recorded in schema_version. Never edit a migration that has shipped:
- * add the next one; versions only increase, gaps are fine (new tables such as jobs, secrets or session tokens; new columns with
- * ALTER TABLE ... ADD COLUMN). Tables are STRICT so a wrong type is an error, not a silent
+ * add the next one; versions only increase (new tables such as jobs, secrets or session
+ * tokens; new columns with ALTER TABLE ... ADD COLUMN). Tables are STRICT so a wrong type is an error, not a silent
  * conversion. Columns that mean "not set" (revoked_at, stopped_at) are NULL rather than 0
  * so partial indexes can skip them; the C side maps NULL to 0.
  *
