@@ -2,36 +2,54 @@
 #include "b64.h"
 
 #include <errno.h>
+#include <stdbool.h>
 
 static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char url_alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 size_t b64_encoded_size(size_t len)
 {
         return (len + 2) / 3 * 4 + 1;
 }
 
-size_t b64_encode(const uint8_t *in, size_t len, char *out)
+/* Encode with an alphabet; pad with '=' to a multiple of 4 or not at all. */
+static size_t encode(const uint8_t *in, size_t len, char *out, const char *abc, bool pad)
 {
         size_t o = 0, i = 0;
 
         for (; i + 2 < len; i += 3) {
                 uint32_t v = ((uint32_t)in[i] << 16) | ((uint32_t)in[i + 1] << 8) | in[i + 2];
-                out[o++] = alphabet[(v >> 18) & 63];
-                out[o++] = alphabet[(v >> 12) & 63];
-                out[o++] = alphabet[(v >> 6) & 63];
-                out[o++] = alphabet[v & 63];
+                out[o++] = abc[(v >> 18) & 63];
+                out[o++] = abc[(v >> 12) & 63];
+                out[o++] = abc[(v >> 6) & 63];
+                out[o++] = abc[v & 63];
         }
         if (i < len) {
                 uint32_t v = (uint32_t)in[i] << 16;
                 if (i + 1 < len)
                         v |= (uint32_t)in[i + 1] << 8;
-                out[o++] = alphabet[(v >> 18) & 63];
-                out[o++] = alphabet[(v >> 12) & 63];
-                out[o++] = i + 1 < len ? alphabet[(v >> 6) & 63] : '=';
-                out[o++] = '=';
+                out[o++] = abc[(v >> 18) & 63];
+                out[o++] = abc[(v >> 12) & 63];
+                if (i + 1 < len)
+                        out[o++] = abc[(v >> 6) & 63];
+                else if (pad)
+                        out[o++] = '=';
+                if (pad)
+                        out[o++] = '=';
         }
         out[o] = '\0';
         return o;
+}
+
+size_t b64_encode(const uint8_t *in, size_t len, char *out)
+{
+        return encode(in, len, out, alphabet, true);
+}
+
+size_t b64url_encode(const uint8_t *in, size_t len, char *out)
+{
+        return encode(in, len, out, url_alphabet, false);
 }
 
 /* Value of a base64 character, -1 for others. */

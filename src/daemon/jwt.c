@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "b64.h"
 #include "util.h"
 
 /* The one header we issue: {"alg":"HS256","typ":"JWT"}. */
@@ -15,34 +16,13 @@ static const char jwt_header_b64[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 /* A header longer than this is not one we could have issued. */
 #define JWT_HEADER_MAX 256
 
-static const char b64url_alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 int jwt_b64url_encode(const uint8_t *in, size_t len, char *out, size_t out_len)
 {
         size_t need = len / 3 * 4 + (len % 3 ? len % 3 + 1 : 0) + 1;
-        size_t o = 0, i = 0;
 
         if (out_len < need)
                 return -ENOSPC;
-        for (; i + 2 < len; i += 3) {
-                uint32_t v = ((uint32_t)in[i] << 16) | ((uint32_t)in[i + 1] << 8) | in[i + 2];
-                out[o++] = b64url_alphabet[(v >> 18) & 63];
-                out[o++] = b64url_alphabet[(v >> 12) & 63];
-                out[o++] = b64url_alphabet[(v >> 6) & 63];
-                out[o++] = b64url_alphabet[v & 63];
-        }
-        if (i < len) {
-                uint32_t v = (uint32_t)in[i] << 16;
-                if (i + 1 < len)
-                        v |= (uint32_t)in[i + 1] << 8;
-                out[o++] = b64url_alphabet[(v >> 18) & 63];
-                out[o++] = b64url_alphabet[(v >> 12) & 63];
-                if (i + 1 < len)
-                        out[o++] = b64url_alphabet[(v >> 6) & 63];
-        }
-        out[o] = '\0';
-        return (int)o;
+        return (int)b64url_encode(in, len, out);
 }
 
 /* Value of a base64url character, -1 for any other byte. */

@@ -369,3 +369,24 @@ def test_attach_after_daemon_kill9(server):
         assert got + rest == expect
         assert ctl[-1] == {"type": "exit", "state": "exited", "exit_code": 0}
         server.delete(sid)
+
+
+def test_ws_endpoint_limits_executions_per_socket(server, sandbox):
+        async def go():
+                async with websockets.connect(ws_url(server, "/ws"),
+                                              extra_headers=server.headers()) as ws:
+                        for i in range(17):
+                                await ws.send(json.dumps({"type": "execute", "id": f"e{i}",
+                                                          "sandboxId": sandbox,
+                                                          "command": "sleep 30"}))
+                        errs = []
+                        while not errs:
+                                m = json.loads(await asyncio.wait_for(ws.recv(), 20))
+                                if m["type"] == "error":
+                                        errs.append(m)
+                        return errs[0]
+        e = asyncio.run(go())
+        assert e["id"] == "e16" and "too many executions" in e["message"], e
+        # closing the socket killed the 16 that ran
+        wh.wait_until(lambda: "sleep 30" not in server.sh(sandbox, "ps -eo args"), 20,
+                      what="executions killed with their socket")

@@ -396,3 +396,15 @@ def test_long_poll_answers_when_the_job_ends_silently(server, sandbox):
         o = got["o"]
         assert o["eof"] is True and o["state"] == "killed" and o["data"] == "", o
         assert server.sh(sandbox, "echo still-fine") == "still-fine\n"
+
+
+def test_stdin_request_size_limit(server, sandbox):
+        j = start(server, sandbox, command="cat > /dev/null", stdin=True)
+        url = f"/api/v1/sandbox/{sandbox}/processes/{j['id']}/stdin"
+        r = server.post(url, data=b"x" * (1024 * 1024 + 1),
+                        headers={"Content-Type": "application/octet-stream"})
+        assert_error(r, 413, "too_large")
+        r = server.post(url, data=b"x" * (1024 * 1024),
+                        headers={"Content-Type": "application/octet-stream"})
+        assert r.status_code == 200, r.text
+        server.delete_path(f"/api/v1/sandbox/{sandbox}/processes/{j['id']}")
